@@ -1,0 +1,483 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/vt"
+)
+
+type lookupFlags struct {
+	apiKey      string
+	vtURL       string
+	rate        int
+	daily       int
+	monthly     int
+	format      string
+	concurrency int
+	files       []string
+	upload      bool
+	uploadWait  time.Duration
+	maxWait     time.Duration
+	maxAge      time.Duration
+	timeout     time.Duration
+	progress    string
+}
+
+func newLookupCmd(e *env) *cobra.Command {
+	f := &lookupFlags{}
+	cmd := &cobra.Command{
+		Use:   "lookup [flags] [QUERY ...]",
+		Short: "Look up hashes, IP addresses, domains, URLs or files on VirusTotal",
+		Long: `Look up each QUERY on VirusTotal and print one result per query, in input order.
+
+A QUERY is an MD5, SHA-1 or SHA-256, an IPv4 or IPv6 address, a domain, or a
+URL. With --file PATH a local file is hashed and its hash looked up; it is
+uploaded only with --upload. With no QUERY, or "-", queries are read from
+standard input, one per line (blank lines and lines starting with # are
+skipped).
+
+Requests are paced to the key's budget (--rate, --daily, --monthly; the
+defaults are those of a free public key). When the budget runs out for
+longer than --max-wait, the remaining queries are reported as not answered,
+the results already obtained are still printed, and the exit status is 1.
+
+Exit status: 0 when every query was answered (found or not found), 1 when
+some failed, 2 for usage or configuration errors.`,
+		Example: `  vtconnector lookup 44d88612fea8a8f36de82e1278abb02f 8.8.8.8 example.com
+  cut -d, -f1 hashes.csv | vtconnector lookup --format csv > verdicts.csv
+  vtconnector lookup --file ./sample.exe --upload`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runLookup(cmd, e, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.apiKey, "apikey", "", "VirusTotal API key (default $VIRUSTOTAL_TOKEN)")
+	fl.StringVar(&f.vtURL, "vt-url", "", "VirusTotal API base URL (default $VIRUSTOTAL_URL or "+vt.DefaultBaseURL+")")
+	fl.IntVar(&f.rate, "rate", engine.PublicKeyLimits.PerMinute, "requests per minute the key allows (0 = unlimited)")
+	fl.IntVar(&f.daily, "daily", engine.PublicKeyLimits.PerDay, "requests per UTC day the key allows (0 = unlimited)")
+	fl.IntVar(&f.monthly, "monthly", engine.PublicKeyLimits.PerMonth, "requests per UTC month the key allows (0 = unlimited)")
+	fl.StringVar(&f.format, "format", "", "output format: table, json or csv (default table on a terminal, json otherwise)")
+	fl.IntVar(&f.concurrency, "concurrency", 4, "queries worked on at once")
+	fl.StringArrayVar(&f.files, "file", nil, "hash the local file PATH and look it up (repeatable)")
+	fl.BoolVar(&f.upload, "upload", false, "upload --file files VirusTotal does not know (they become available to VirusTotal's community)")
+	fl.DurationVar(&f.uploadWait, "upload-wait", 10*time.Minute, "how long to wait for the analysis of an uploaded file")
+	fl.DurationVar(&f.maxWait, "max-wait", 5*time.Minute, "longest wait for quota before giving up on the remaining queries (0 = wait as long as it takes)")
+	fl.DurationVar(&f.maxAge, "max-age", 0, "re-ask VirusTotal for cached results older than this (default 7 days)")
+	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "timeout of one VirusTotal request")
+	fl.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always, never")
+	return cmd
+}
+
+// lookupInput is one query as given.
+type lookupInput struct {
+	query string // free-form query, or the path with --file
+	file  bool
+}
+
+// lookupResult is one line of output. The JSON names are part of the
+// command's interface.
+type lookupResult struct {
+	Query      string `json:"query"`
+	Type       string `json:"type"`
+	ID         string `json:"id"`
+	Found      bool   `json:"found"`
+	Malicious  int    `json:"malicious"`
+	Suspicious int    `json:"suspicious"`
+	Harmless   int    `json:"harmless"`
+	Undetected int    `json:"undetected"`
+	Link       string `json:"link"`
+	Error      string `json:"error"`
+	Name       string `json:"name,omitempty"`
+	Label      string `json:"label,omitempty"`
+	Cached     bool   `json:"cached"`
+	FetchedAt  string `json:"fetched_at,omitempty"`
+	Uploaded   bool   `json:"uploaded,omitempty"`
+
+	err error
+}
+
+func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error {
+	log, err := newLogger(cmd, e.stderr)
+	if err != nil {
+		return err
+	}
+	if f.apiKey == "" {
+		f.apiKey = e.getenv("VIRUSTOTAL_TOKEN")
+	}
+	if f.vtURL == "" {
+		f.vtURL = e.getenv("VIRUSTOTAL_URL")
+	}
+	if f.vtURL == "" {
+		f.vtURL = vt.DefaultBaseURL
+	}
+	var problems []error
+	if strings.TrimSpace(f.apiKey) == "" {
+		problems = append(problems, errors.New("no VirusTotal API key: pass --apikey or set VIRUSTOTAL_TOKEN"))
+	}
+	lim := engine.Limits{PerMinute: f.rate, PerDay: f.daily, PerMonth: f.monthly}
+	if err := lim.Validate(); err != nil {
+		problems = append(problems, err)
+	}
+	if f.concurrency < 1 || f.concurrency > 256 {
+		problems = append(problems, fmt.Errorf("--concurrency %d: want 1 to 256", f.concurrency))
+	}
+	switch f.format {
+	case "":
+		f.format = "json"
+		if isTerminal(e.stdout) {
+			f.format = "table"
+		}
+	case "table", "json", "csv":
+	default:
+		problems = append(problems, fmt.Errorf("--format %q: want table, json or csv", f.format))
+	}
+	switch f.progress {
+	case "auto", "always", "never":
+	default:
+		problems = append(problems, fmt.Errorf("--progress %q: want auto, always or never", f.progress))
+	}
+	if f.upload && len(f.files) == 0 {
+		problems = append(problems, errors.New("--upload needs --file"))
+	}
+	var client *vt.Client
+	if len(problems) == 0 {
+		client, err = vt.New(f.apiKey, vt.WithBaseURL(f.vtURL), vt.WithTimeout(f.timeout), vt.WithHTTPClient(e.httpClient()), vt.WithUserAgent("vtconnector/"+Version))
+		if err != nil {
+			problems = append(problems, fmt.Errorf("--vt-url: %w", err))
+		}
+	}
+	if len(problems) > 0 {
+		return usageError{errors.Join(problems...)}
+	}
+
+	inputs, err := readInputs(e.stdin, args, f.files)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(inputs) == 0 {
+		return usagef("no queries: give them as arguments, on standard input, or with --file")
+	}
+	if f.upload {
+		fmt.Fprintln(e.stderr, "vtconnector: WARNING: --upload sends unknown files to VirusTotal, where they become available to its community and partners.")
+	}
+
+	sched := engine.NewScheduler(engine.NewMemLedger(), lim, f.timeout, log)
+	defer sched.Close()
+	eng := engine.New(client, engine.NewMemCache(), sched, engine.Options{MaxAge: f.maxAge, Log: log})
+	lk := &lookuper{client: client, eng: eng, f: f, log: log}
+
+	out, err := newPrinter(f.format, e.stdout)
+	if err != nil {
+		return err
+	}
+	var bar *progressbar.ProgressBar
+	if f.progress == "always" || f.progress == "auto" && isTerminal(e.stderr) && len(inputs) > 1 {
+		bar = progressbar.NewOptions(len(inputs), progressbar.OptionSetWriter(e.stderr),
+			progressbar.OptionSetDescription("looking up"), progressbar.OptionShowCount(),
+			progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	results := lk.runAll(cmd.Context(), inputs, func(r *lookupResult) {
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+	}, out.write)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err := out.flush(); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return summarize(e.stderr, results)
+}
+
+// summarize lists the queries that failed and picks the exit status.
+func summarize(w io.Writer, results []*lookupResult) error {
+	var failed []*lookupResult
+	var quota *engine.QuotaExhaustedError
+	auth := false
+	for _, r := range results {
+		if r.err != nil {
+			failed = append(failed, r)
+			auth = auth || errors.Is(r.err, vt.ErrAuth)
+			var qe *engine.QuotaExhaustedError
+			if errors.As(r.err, &qe) && quota == nil {
+				quota = qe
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "vtconnector: %d of %d queries not answered:\n", len(failed), len(results))
+	for _, r := range failed {
+		fmt.Fprintf(w, "  %s: %s\n", r.Query, r.Error)
+	}
+	if quota != nil {
+		fmt.Fprintf(w, "vtconnector: the VirusTotal %s quota is used up until %s; the results obtained so far were printed. Run the unanswered queries again after that.\n",
+			quota.Window, quota.ResetAt.UTC().Format(time.RFC3339))
+	}
+	if auth {
+		fmt.Fprintln(w, "vtconnector: VirusTotal rejected the API key (--apikey / VIRUSTOTAL_TOKEN): check it; nothing more was asked.")
+		return exitError{ExitUsage}
+	}
+	return exitError{ExitFailure}
+}
+
+// readInputs gathers queries from arguments, stdin ("-" or none) and --file.
+func readInputs(stdin io.Reader, args, files []string) ([]lookupInput, error) {
+	var in []lookupInput
+	useStdin := len(args) == 0 && len(files) == 0
+	for _, a := range args {
+		if a == "-" {
+			useStdin = true
+			continue
+		}
+		in = append(in, lookupInput{query: a})
+	}
+	if useStdin {
+		sc := bufio.NewScanner(stdin)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			in = append(in, lookupInput{query: line})
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read queries from standard input: %w", err)
+		}
+	}
+	for _, p := range files {
+		in = append(in, lookupInput{query: p, file: true})
+	}
+	return in, nil
+}
+
+type lookuper struct {
+	client *vt.Client
+	eng    *engine.Engine
+	f      *lookupFlags
+	log    *slog.Logger
+
+	fatalMu sync.Mutex
+	fatal   error // an error that dooms every later query (bad key)
+}
+
+// runAll works through inputs with f.concurrency workers and calls emit
+// for each result in input order as soon as it and all before it are done.
+func (lk *lookuper) runAll(ctx context.Context, inputs []lookupInput, progress, emit func(*lookupResult)) []*lookupResult {
+	results := make([]*lookupResult, len(inputs))
+	done := make([]chan struct{}, len(inputs))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range lk.f.concurrency {
+		wg.Go(func() {
+			for i := range jobs {
+				results[i] = lk.one(ctx, inputs[i])
+				progress(results[i])
+				close(done[i])
+			}
+		})
+	}
+	go func() {
+		defer close(jobs)
+		for i := range inputs {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				for j := i; j < len(inputs); j++ {
+					results[j] = failedResult(inputs[j], fmt.Errorf("not asked: %w", ctx.Err()))
+					close(done[j])
+				}
+				return
+			}
+		}
+	}()
+	for i := range inputs {
+		<-done[i]
+		emit(results[i])
+	}
+	wg.Wait()
+	return results
+}
+
+func failedResult(in lookupInput, err error) *lookupResult {
+	r := &lookupResult{Query: in.query, err: err, Error: err.Error()}
+	if in.file {
+		r.Type = string(vt.KindFile)
+	}
+	return r
+}
+
+func (lk *lookuper) setFatal(err error) {
+	lk.fatalMu.Lock()
+	defer lk.fatalMu.Unlock()
+	if lk.fatal == nil {
+		lk.fatal = err
+	}
+}
+
+func (lk *lookuper) fatalErr() error {
+	lk.fatalMu.Lock()
+	defer lk.fatalMu.Unlock()
+	return lk.fatal
+}
+
+func (lk *lookuper) one(ctx context.Context, in lookupInput) *lookupResult {
+	if err := lk.fatalErr(); err != nil {
+		return failedResult(in, fmt.Errorf("not asked: %w", err))
+	}
+	var kind vt.Kind
+	var id string
+	if in.file {
+		h, err := sha256File(in.query)
+		if err != nil {
+			return failedResult(in, err)
+		}
+		kind, id = vt.KindFile, h
+	} else {
+		k, v, err := vt.ParseQuery(in.query)
+		if err != nil {
+			return failedResult(in, fmt.Errorf("invalid query: %w", err))
+		}
+		kind, id = k, v
+	}
+	co := engine.CallOptions{Priority: engine.Interactive, MaxWait: lk.f.maxWait}
+	res, err := lk.eng.Lookup(ctx, engine.Request{Kind: kind, ID: id, CallOptions: co})
+	uploaded := false
+	if err == nil && in.file && !res.Found && lk.f.upload {
+		res, err = lk.upload(ctx, in.query, id, co)
+		uploaded = err == nil
+	}
+	if err != nil {
+		if errors.Is(err, vt.ErrAuth) {
+			lk.setFatal(err)
+		}
+		r := failedResult(in, err)
+		r.Type = string(kind)
+		return r
+	}
+	r := toResult(in.query, res)
+	r.Uploaded = uploaded
+	return r
+}
+
+// upload sends a file VirusTotal does not know, waits for its analysis
+// (every poll is a paced request) and looks it up again.
+func (lk *lookuper) upload(ctx context.Context, path, sha string, co engine.CallOptions) (engine.Result, error) {
+	var analysisID string
+	err := lk.eng.Do(ctx, co, func(ctx context.Context) error {
+		var err error
+		analysisID, err = lk.client.UploadFile(ctx, path)
+		return err
+	})
+	if err != nil {
+		return engine.Result{}, fmt.Errorf("upload %s: %w", path, err)
+	}
+	lk.log.Info("file uploaded; waiting for its analysis", "path", path, "sha256", sha, "analysis", analysisID)
+	wctx, cancel := context.WithTimeout(ctx, lk.f.uploadWait)
+	defer cancel()
+	interval := 15 * time.Second
+	for {
+		var a *vt.Analysis
+		err := lk.eng.Do(wctx, co, func(ctx context.Context) error {
+			var err error
+			a, err = lk.client.Analysis(ctx, analysisID)
+			return err
+		})
+		if err != nil {
+			if wctx.Err() != nil && ctx.Err() == nil {
+				return engine.Result{}, fmt.Errorf("analysis %s of %s not finished after %s", analysisID, path, lk.f.uploadWait)
+			}
+			return engine.Result{}, fmt.Errorf("analysis of %s: %w", path, err)
+		}
+		if a.Completed() {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return engine.Result{}, ctx.Err()
+			}
+			return engine.Result{}, fmt.Errorf("analysis %s of %s not finished after %s", analysisID, path, lk.f.uploadWait)
+		case <-time.After(interval):
+		}
+		interval = min(interval*2, time.Minute)
+	}
+	return lk.eng.Lookup(ctx, engine.Request{Kind: vt.KindFile, ID: sha, CallOptions: co, MaxAge: -1})
+}
+
+func toResult(query string, res engine.Result) *lookupResult {
+	r := &lookupResult{Query: query, Type: string(res.Kind), ID: res.ID, Found: res.Found, Cached: res.Cached}
+	if !res.FetchedAt.IsZero() {
+		r.FetchedAt = res.FetchedAt.UTC().Format(time.RFC3339)
+	}
+	linkID := res.ID
+	if res.Found && res.Object != nil {
+		a := &res.Object.Attributes
+		if res.Object.ID != "" {
+			r.ID = res.Object.ID
+			linkID = res.Object.ID
+		}
+		if s := a.LastAnalysisStats; s != nil {
+			r.Malicious, r.Suspicious, r.Harmless, r.Undetected = s.Malicious, s.Suspicious, s.Harmless, s.Undetected
+		}
+		r.Name = a.MeaningfulName
+		if a.PopularThreat != nil {
+			r.Label = a.PopularThreat.SuggestedThreatLabel
+		}
+	}
+	if res.Kind == vt.KindURL && !res.Found {
+		// The GUI addresses URLs by the SHA-256 VirusTotal computes after
+		// canonicalising; without it, a search finds the page.
+		r.Link = vt.GUIBaseURL + "/search/" + linkID
+	} else {
+		r.Link = vt.GUILink(res.Kind, linkID)
+	}
+	return r
+}
+
+func sha256File(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("read file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("read file %s: not a regular file", path)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read file %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}

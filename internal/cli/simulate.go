@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
+)
+
+func newSimulateCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "simulate",
+		Short: "Run a simulator of an external service (for tests and demos)",
+	}
+	cmd.AddCommand(newSimulateVTCmd(e))
+	return cmd
+}
+
+func newSimulateVTCmd(e *env) *cobra.Command {
+	var (
+		addr string
+		cfg  fakevt.Config
+		keys []string
+	)
+	cmd := &cobra.Command{
+		Use:   "vt",
+		Short: "Serve a simulated VirusTotal API v3 at http://ADDR/api/v3",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, e.stderr)
+			if err != nil {
+				return err
+			}
+			if cfg.FaultRate < 0 || cfg.FaultRate > 1 {
+				return usagef("--fault-rate %v: want a fraction between 0 and 1", cfg.FaultRate)
+			}
+			if cfg.QuotaPerMinute < 0 || cfg.QuotaPerDay < 0 {
+				return usagef("quotas must not be negative")
+			}
+			cfg.Keys = keys
+			return fakevt.ListenAndServe(cmd.Context(), addr, cfg, log)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "addr", "127.0.0.1:8990", "address to listen on")
+	fl.IntVar(&cfg.QuotaPerMinute, "quota-per-minute", 0, "requests per minute per key before 429 (0 = unlimited)")
+	fl.IntVar(&cfg.QuotaPerDay, "quota-per-day", 0, "requests per UTC day per key before 429 (0 = unlimited)")
+	fl.DurationVar(&cfg.Latency, "latency", 0, "delay added to every answer")
+	fl.Float64Var(&cfg.FaultRate, "fault-rate", 0, "fraction of requests answered 503 TransientError")
+	fl.DurationVar(&cfg.AnalysisDelay, "analysis-delay", 0, "time an upload's analysis takes (default 2s)")
+	fl.StringSliceVar(&keys, "key", nil, "accepted API keys (default: any non-empty key)")
+	fl.Int64Var(&cfg.Seed, "seed", 0, "seed of the synthetic objects")
+	return cmd
+}

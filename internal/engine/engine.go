@@ -1,0 +1,384 @@
+// Package engine decides whether and when vtconnector calls VirusTotal.
+//
+// It owns the lookup policy: answer from the cache when the result is
+// fresh enough, join concurrent requests for the same object into one
+// API call, and send every API call through the quota Scheduler so that a
+// key's budget is never exceeded and never wasted. A 429 pauses every
+// caller and the call is retried: work waits for quota, it never fails
+// because of it (unless the caller set a maximum wait).
+//
+// The cache and the quota ledger are interfaces; the in-memory versions
+// live here, the durable ones in internal/store. The engine does no I/O
+// of its own besides what its API and those interfaces do. It must not
+// import the fronts (carbonblack, opencti, cli).
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/vtconnector/vtconnector/internal/vt"
+)
+
+// API is the part of the VirusTotal client the engine's lookups use.
+type API interface {
+	File(ctx context.Context, hash string) (*vt.Object, error)
+	IPAddress(ctx context.Context, ip string) (*vt.Object, error)
+	Domain(ctx context.Context, domain string) (*vt.Object, error)
+	URLByID(ctx context.Context, id string) (*vt.Object, error)
+}
+
+// Entry is a cached answer: the object's JSON ("data" member) when
+// found, or the fact that VirusTotal did not know it.
+type Entry struct {
+	Kind      vt.Kind
+	ID        string
+	Found     bool
+	Data      json.RawMessage
+	FetchedAt time.Time
+}
+
+// Cache stores answers. Get's bool is false when there is no entry.
+type Cache interface {
+	Get(ctx context.Context, kind vt.Kind, id string) (Entry, bool, error)
+	Put(ctx context.Context, e Entry) error
+}
+
+// Options tunes an Engine.
+type Options struct {
+	// MaxAge is how long a found object is fresh (default 7 days).
+	MaxAge time.Duration
+	// NotFoundMaxAge is how long "unknown to VirusTotal" is believed
+	// (default 1 hour: unknown files get uploaded by others).
+	NotFoundMaxAge time.Duration
+	// Retries bounds retries of transient errors per call (default 4),
+	// with exponential backoff from 2 s. Quota errors are not counted.
+	Retries int
+	Log     *slog.Logger
+}
+
+// Engine answers lookups from cache or VirusTotal within the quota.
+type Engine struct {
+	api   API
+	cache Cache
+	sched *Scheduler
+	opt   Options
+	log   *slog.Logger
+	sf    singleflight.Group
+
+	calls, hits, shared, quota429, failures atomic.Int64
+}
+
+// New returns an engine. cache may be nil (no caching).
+func New(api API, cache Cache, sched *Scheduler, opt Options) *Engine {
+	if opt.MaxAge <= 0 {
+		opt.MaxAge = 7 * 24 * time.Hour
+	}
+	if opt.NotFoundMaxAge <= 0 {
+		opt.NotFoundMaxAge = time.Hour
+	}
+	if opt.Retries <= 0 {
+		opt.Retries = 4
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{api: api, cache: cache, sched: sched, opt: opt, log: opt.Log}
+}
+
+// Scheduler returns the engine's quota scheduler.
+func (e *Engine) Scheduler() *Scheduler { return e.sched }
+
+// Counters are the engine's running totals.
+type Counters struct {
+	APICalls  int64 // requests sent to VirusTotal
+	CacheHits int64 // lookups answered from the cache
+	Shared    int64 // lookups that joined another's API call
+	Quota429  int64 // 429 answers received
+	Failures  int64 // calls that ended in an error other than not found
+}
+
+// Counters returns a snapshot of the running totals.
+func (e *Engine) Counters() Counters {
+	return Counters{e.calls.Load(), e.hits.Load(), e.shared.Load(), e.quota429.Load(), e.failures.Load()}
+}
+
+// CallOptions qualify one paced call.
+type CallOptions struct {
+	Priority Priority
+	// MaxWait bounds the wait for quota; 0 waits as long as it takes.
+	MaxWait time.Duration
+}
+
+// Do runs one VirusTotal request within the quota: it waits for a slot,
+// runs fn, and on a 429 pauses every caller and runs fn again when the
+// quota can have refilled. Transient errors are retried with backoff.
+// Errors that retrying cannot fix are returned as they are.
+func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Context) error) error {
+	backoff := 2 * time.Second
+	transient := 0
+	for {
+		slot, err := e.sched.Acquire(ctx, co.Priority, co.MaxWait)
+		if err != nil {
+			return err
+		}
+		e.calls.Add(1)
+		sentAt := time.Now()
+		err = fn(ctx)
+		var qe *vt.QuotaError
+		switch {
+		case err == nil || errors.Is(err, vt.ErrNotFound):
+			e.sched.Succeeded()
+			slot.Done()
+			return err
+		case errors.As(err, &qe):
+			e.quota429.Add(1)
+			e.sched.Cooldown(sentAt, qe.RetryAfter)
+			slot.Done()
+			continue
+		}
+		slot.Done()
+		switch {
+		case ctx.Err() != nil:
+			return err
+		case errors.Is(err, vt.ErrTransient) || errors.Is(err, vt.ErrDeadlineExceeded):
+			transient++
+			if transient > e.opt.Retries {
+				e.failures.Add(1)
+				return err
+			}
+			e.log.Warn("VirusTotal request failed; retrying", "error", err, "attempt", transient, "backoff", backoff)
+			if err := sleep(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(backoff*2, time.Minute)
+		default:
+			e.failures.Add(1)
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Request is one lookup.
+type Request struct {
+	Kind vt.Kind
+	// ID: a hash, an IP address, a domain, or for URLs the URL itself or
+	// its VirusTotal identifier.
+	ID string
+	CallOptions
+	// MaxAge overrides the engine's freshness for found objects (e.g. a
+	// rescan window); 0 uses the default, < 0 forces a fetch.
+	MaxAge time.Duration
+}
+
+// Result is a lookup's answer.
+type Result struct {
+	Kind      vt.Kind
+	ID        string     // the normalised id looked up
+	Found     bool       // false: VirusTotal does not know the object
+	Object    *vt.Object // when Found
+	FetchedAt time.Time  // when VirusTotal gave this answer
+	Cached    bool       // answered from the cache without a new call
+}
+
+// Normalize returns the cache id of a lookup: lower-case hashes and
+// domains, canonical IPs, and the unpadded base64url id of a URL.
+func Normalize(kind vt.Kind, id string) (string, error) {
+	switch kind {
+	case vt.KindFile:
+		if !vt.IsHash(id) {
+			return "", fmt.Errorf("%q is not an MD5, SHA-1 or SHA-256", id)
+		}
+		return strings.ToLower(id), nil
+	case vt.KindIP:
+		return vt.NormalizeIP(id)
+	case vt.KindDomain:
+		return vt.NormalizeDomain(id)
+	case vt.KindURL:
+		if strings.Contains(id, "://") {
+			return vt.URLID(id), nil
+		}
+		if id == "" {
+			return "", errors.New("empty URL")
+		}
+		return id, nil
+	}
+	return "", fmt.Errorf("unknown kind %q", kind)
+}
+
+// Lookup answers r from the cache when fresh enough, else from
+// VirusTotal. Not found is an answer (Found false, nil error).
+func (e *Engine) Lookup(ctx context.Context, r Request) (Result, error) {
+	id, err := Normalize(r.Kind, r.ID)
+	if err != nil {
+		return Result{}, fmt.Errorf("engine: lookup %s: %w: %w", r.Kind, vt.ErrBadRequest, err)
+	}
+	if res, ok := e.fromCache(ctx, r, id); ok {
+		e.hits.Add(1)
+		return res, nil
+	}
+	for {
+		led := false // set only if our own function ran: we did not join another call
+		ch := e.sf.DoChan(string(r.Kind)+":"+id, func() (any, error) {
+			led = true
+			// A caller that waited behind another may find it cached now.
+			if res, ok := e.fromCache(ctx, r, id); ok {
+				return res, nil
+			}
+			return e.fetch(ctx, r, id)
+		})
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case out := <-ch:
+			if out.Err != nil && ctx.Err() == nil && errors.Is(out.Err, context.Canceled) {
+				continue // the caller we joined gave up; we have not
+			}
+			if !led {
+				e.shared.Add(1)
+			}
+			if out.Err != nil {
+				return Result{}, out.Err
+			}
+			return out.Val.(Result), nil
+		}
+	}
+}
+
+func (e *Engine) fromCache(ctx context.Context, r Request, id string) (Result, bool) {
+	if e.cache == nil || r.MaxAge < 0 {
+		return Result{}, false
+	}
+	ent, ok, err := e.cache.Get(ctx, r.Kind, id)
+	if err != nil {
+		e.log.Warn("cache read failed; asking VirusTotal", "kind", r.Kind, "id", id, "error", err)
+		return Result{}, false
+	}
+	if !ok {
+		return Result{}, false
+	}
+	maxAge := e.opt.MaxAge
+	if r.MaxAge > 0 {
+		maxAge = r.MaxAge
+	}
+	if !ent.Found {
+		maxAge = min(maxAge, e.opt.NotFoundMaxAge)
+	}
+	if time.Since(ent.FetchedAt) > maxAge {
+		return Result{}, false
+	}
+	res := Result{Kind: r.Kind, ID: id, Found: ent.Found, FetchedAt: ent.FetchedAt, Cached: true}
+	if ent.Found {
+		o, err := vt.DecodeObject(ent.Data)
+		if err != nil {
+			e.log.Warn("cached object unreadable; asking VirusTotal", "kind", r.Kind, "id", id, "error", err)
+			return Result{}, false
+		}
+		res.Object = o
+	}
+	return res, true
+}
+
+func (e *Engine) fetch(ctx context.Context, r Request, id string) (Result, error) {
+	var obj *vt.Object
+	err := e.Do(ctx, r.CallOptions, func(ctx context.Context) error {
+		var err error
+		switch r.Kind {
+		case vt.KindFile:
+			obj, err = e.api.File(ctx, id)
+		case vt.KindIP:
+			obj, err = e.api.IPAddress(ctx, id)
+		case vt.KindDomain:
+			obj, err = e.api.Domain(ctx, id)
+		case vt.KindURL:
+			obj, err = e.api.URLByID(ctx, id)
+		}
+		return err
+	})
+	now := time.Now()
+	res := Result{Kind: r.Kind, ID: id, FetchedAt: now}
+	switch {
+	case errors.Is(err, vt.ErrNotFound):
+		e.store(ctx, Entry{Kind: r.Kind, ID: id, FetchedAt: now})
+		return res, nil
+	case err != nil:
+		return Result{}, err
+	}
+	res.Found, res.Object = true, obj
+	ent := Entry{Kind: r.Kind, ID: id, Found: true, Data: obj.Raw, FetchedAt: now}
+	e.store(ctx, ent)
+	if r.Kind == vt.KindFile { // reachable by its other hashes too
+		for _, h := range []string{obj.Attributes.SHA256, obj.Attributes.SHA1, obj.Attributes.MD5} {
+			if h = strings.ToLower(h); vt.IsHash(h) && h != id {
+				ent.ID = h
+				e.store(ctx, ent)
+			}
+		}
+	}
+	if r.Kind == vt.KindURL && vt.IsHash(obj.ID) && obj.ID != id {
+		ent.ID = strings.ToLower(obj.ID)
+		e.store(ctx, ent)
+	}
+	return res, nil
+}
+
+func (e *Engine) store(ctx context.Context, ent Entry) {
+	if e.cache == nil {
+		return
+	}
+	if err := e.cache.Put(ctx, ent); err != nil {
+		e.log.Warn("cache write failed", "kind", ent.Kind, "id", ent.ID, "error", err)
+	}
+}
+
+// MemCache is an in-memory Cache.
+type MemCache struct {
+	mu sync.RWMutex
+	m  map[string]Entry
+}
+
+// NewMemCache returns an empty in-memory cache.
+func NewMemCache() *MemCache { return &MemCache{m: map[string]Entry{}} }
+
+// Get implements Cache.
+func (c *MemCache) Get(_ context.Context, kind vt.Kind, id string) (Entry, bool, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.m[string(kind)+":"+id]
+	return e, ok, nil
+}
+
+// Put implements Cache.
+func (c *MemCache) Put(_ context.Context, e Entry) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[string(e.Kind)+":"+e.ID] = e
+	return nil
+}
+
+// Len is the number of entries.
+func (c *MemCache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
