@@ -45,6 +45,9 @@ type Entry struct {
 	Found     bool
 	Data      json.RawMessage
 	FetchedAt time.Time
+	// Object is Data decoded, when the cache keeps it (the in-memory
+	// cache does; durable caches leave it nil). Callers must not modify it.
+	Object *vt.Object
 }
 
 // Cache stores answers. Get's bool is false when there is no entry.
@@ -288,7 +291,9 @@ func (e *Engine) fromCache(ctx context.Context, r Request, id string) (Result, b
 		return Result{}, false
 	}
 	res := Result{Kind: r.Kind, ID: id, Found: ent.Found, FetchedAt: ent.FetchedAt, Cached: true}
-	if ent.Found {
+	if ent.Found && ent.Object != nil {
+		res.Object = ent.Object
+	} else if ent.Found {
 		o, err := vt.DecodeObject(ent.Data)
 		if err != nil {
 			e.log.Warn("cached object unreadable; asking VirusTotal", "kind", r.Kind, "id", id, "error", err)
@@ -325,7 +330,7 @@ func (e *Engine) fetch(ctx context.Context, r Request, id string) (Result, error
 		return Result{}, err
 	}
 	res.Found, res.Object = true, obj
-	ent := Entry{Kind: r.Kind, ID: id, Found: true, Data: obj.Raw, FetchedAt: now}
+	ent := Entry{Kind: r.Kind, ID: id, Found: true, Data: obj.Raw, FetchedAt: now, Object: obj}
 	e.store(ctx, ent)
 	if r.Kind == vt.KindFile { // reachable by its other hashes too
 		for _, h := range []string{obj.Attributes.SHA256, obj.Attributes.SHA1, obj.Attributes.MD5} {
