@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	fakecb "github.com/vtconnector/vtconnector/internal/fake/carbonblack"
 	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
 )
 
@@ -11,7 +12,45 @@ func newSimulateCmd(e *env) *cobra.Command {
 		Use:   "simulate",
 		Short: "Run a simulator of an external service (for tests and demos)",
 	}
-	cmd.AddCommand(newSimulateVTCmd(e))
+	cmd.AddCommand(newSimulateVTCmd(e), newSimulateCbCmd(e))
+	return cmd
+}
+
+func newSimulateCbCmd(e *env) *cobra.Command {
+	var (
+		addr     string
+		cfg      fakecb.Config
+		binaries int
+	)
+	cmd := &cobra.Command{
+		Use:   "carbonblack",
+		Short: "Serve a simulated Carbon Black EDR (Cb Response) server at http://ADDR",
+		Long: `Serve a simulated Carbon Black EDR server: /api/info, binary search (the query
+subset the connector sends), zip downloads, and feeds whose synchronisation
+fetches the feed and tags the binaries it lists. It starts with --binaries
+binaries and adds a few more every few seconds.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, e.stderr)
+			if err != nil {
+				return err
+			}
+			if cfg.FaultRate < 0 || cfg.FaultRate > 1 {
+				return usagef("--fault-rate %v: want a fraction between 0 and 1", cfg.FaultRate)
+			}
+			if binaries < 0 {
+				return usagef("--binaries %d: must not be negative", binaries)
+			}
+			return fakecb.ListenAndServe(cmd.Context(), addr, cfg, log, binaries)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "addr", "127.0.0.1:8991", "address to listen on")
+	fl.StringVar(&cfg.Token, "token", "", "required X-Auth-Token (default: any non-empty token)")
+	fl.IntVar(&binaries, "binaries", 50, "binaries present at start")
+	fl.DurationVar(&cfg.Latency, "latency", 0, "delay added to every answer")
+	fl.Float64Var(&cfg.FaultRate, "fault-rate", 0, "fraction of API requests answered 500/503")
+	fl.Int64Var(&cfg.Seed, "seed", 0, "seed of the synthetic binaries and faults")
 	return cmd
 }
 
