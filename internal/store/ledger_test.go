@@ -1,0 +1,164 @@
+package store
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/vtconnector/vtconnector/internal/engine"
+)
+
+// The database ledger must answer exactly like engine.MemLedger. A random
+// but reproducible script of Takes, Settles, Pauses and budget changes runs
+// against both, across a midnight that is also a month's end.
+func TestLedgerMatchesMemLedger(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		s := openStore(t, dsn)
+		mem, db := engine.NewMemLedger(), s.Ledger("fp-diff")
+		rng := rand.New(rand.NewPCG(7, 11))
+		budgets := []engine.Limits{
+			{PerMinute: 4, PerDay: 30, PerMonth: 45},
+			{PerMinute: 2, PerDay: 30, PerMonth: 45},
+			{PerMinute: 7, PerDay: 30, PerMonth: 45},
+			{PerMinute: 0, PerDay: 30, PerMonth: 45},
+			{PerMinute: 4},
+		}
+		lim := budgets[0]
+		now := time.Date(2026, 1, 31, 23, 40, 0, 0, time.UTC)
+		type tickets struct{ mem, db int64 }
+		var granted []tickets
+		windows := map[string]int{}
+		ignoreTicket := cmpopts.IgnoreFields(engine.Grant{}, "Ticket")
+		for step := range 600 {
+			now = now.Add(time.Duration(1+rng.IntN(15_000)) * time.Millisecond)
+			switch r := rng.IntN(100); {
+			case r < 65:
+				hold := time.Duration(rng.IntN(90)) * time.Second
+				gm, err := mem.Take(ctx, now, lim, hold)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gd, err := db.Take(ctx, now, lim, hold)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(gm, gd, ignoreTicket); diff != "" {
+					t.Fatalf("step %d: Take at %v with %+v (-mem +db):\n%s", step, now, lim, diff)
+				}
+				if gd.OK {
+					granted = append(granted, tickets{gm.Ticket, gd.Ticket})
+					windows["granted"]++
+				} else {
+					windows[gd.Window]++
+				}
+			case r < 88:
+				if len(granted) == 0 {
+					continue
+				}
+				tk := granted[rng.IntN(len(granted))]
+				if err := mem.Settle(ctx, tk.mem, now); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Settle(ctx, tk.db, now); err != nil {
+					t.Fatal(err)
+				}
+			case r < 91:
+				until := now.Add(time.Duration(rng.IntN(120)) * time.Second)
+				if err := mem.Pause(ctx, until); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Pause(ctx, until); err != nil {
+					t.Fatal(err)
+				}
+			case r < 95:
+				lim = budgets[rng.IntN(len(budgets))]
+			}
+			got, err := s.QuotaUsage(ctx, "fp-diff", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(mem.Usage(now), got); diff != "" {
+				t.Fatalf("step %d: usage at %v (-mem +db):\n%s", step, now, diff)
+			}
+		}
+		// The script must have hit every window, or it proves little.
+		for _, w := range []string{"granted", engine.WindowMinute, engine.WindowDay, engine.WindowMonth, engine.WindowCooldown} {
+			if windows[w] == 0 {
+				t.Errorf("the script never saw %q (%v)", w, windows)
+			}
+		}
+		t.Logf("answers: %v", windows)
+	})
+}
+
+func TestLedgerKeysAreSeparate(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, ":memory:")
+	now := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	lim := engine.Limits{PerMinute: 1}
+	for _, key := range []string{"fp-a", "fp-b"} {
+		g, err := s.Ledger(key).Take(t.Context(), now, lim, time.Minute)
+		if err != nil || !g.OK {
+			t.Errorf("first Take of %s = %+v, %v; want a grant", key, g, err)
+		}
+	}
+	g, err := s.Ledger("fp-a").Take(t.Context(), now, lim, time.Minute)
+	if err != nil || g.OK || g.Window != engine.WindowMinute || !g.RetryAt.Equal(now.Add(2*time.Minute)) {
+		t.Errorf("second Take of fp-a = %+v, %v; want minute full until %v", g, err, now.Add(2*time.Minute))
+	}
+}
+
+// Several handles on one database (as several instances would have), each
+// with several goroutines, share one budget.
+func TestLedgerSharedByConcurrentStores(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		for _, tt := range []struct {
+			name string
+			lim  engine.Limits
+			want int64
+		}{
+			{"minute", engine.Limits{PerMinute: 10}, 10},
+			{"day", engine.Limits{PerDay: 7}, 7},
+			{"month", engine.Limits{PerMinute: 20, PerMonth: 5}, 5},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				var (
+					granted atomic.Int64
+					wg      sync.WaitGroup
+					stop    = time.Now().Add(300 * time.Millisecond)
+				)
+				for range 3 {
+					l := openStore(t, dsn).Ledger("fp-" + tt.name)
+					for range 3 {
+						wg.Go(func() {
+							for time.Now().Before(stop) {
+								g, err := l.Take(t.Context(), time.Now(), tt.lim, time.Minute)
+								if err != nil {
+									t.Error(err)
+									return
+								}
+								if g.OK {
+									granted.Add(1)
+								} else {
+									time.Sleep(2 * time.Millisecond)
+								}
+							}
+						})
+					}
+				}
+				wg.Wait()
+				if got := granted.Load(); got != tt.want {
+					t.Errorf("%d grants, want exactly %d", got, tt.want)
+				}
+			})
+		}
+	})
+}
