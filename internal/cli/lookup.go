@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -37,6 +38,7 @@ type lookupFlags struct {
 	maxAge      time.Duration
 	timeout     time.Duration
 	progress    string
+	db          string
 }
 
 func newLookupCmd(e *env) *cobra.Command {
@@ -80,6 +82,7 @@ some failed, 2 for usage or configuration errors.`,
 	fl.DurationVar(&f.maxWait, "max-wait", 5*time.Minute, "longest wait for quota before giving up on the remaining queries (0 = wait as long as it takes)")
 	fl.DurationVar(&f.maxAge, "max-age", 0, "re-ask VirusTotal for cached results older than this (default 7 days)")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "timeout of one VirusTotal request")
+	fl.StringVar(&f.db, "db", "", "cache results and share the quota in this database: an SQLite path or a postgres:// URL (default: in memory, for this run only)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always, never")
 	return cmd
 }
@@ -177,9 +180,21 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 		fmt.Fprintln(e.stderr, "vtconnector: WARNING: --upload sends unknown files to VirusTotal, where they become available to its community and partners.")
 	}
 
-	sched := engine.NewScheduler(engine.NewMemLedger(), lim, f.timeout, log)
+	var (
+		cache  engine.Cache  = engine.NewMemCache()
+		ledger engine.Ledger = engine.NewMemLedger()
+	)
+	if f.db != "" {
+		st, err := store.Open(cmd.Context(), f.db, store.WithLogger(log))
+		if err != nil {
+			return usageError{fmt.Errorf("--db: %w", err)}
+		}
+		defer st.Close()
+		cache, ledger = st, st.Ledger(engine.KeyID(f.apiKey))
+	}
+	sched := engine.NewScheduler(ledger, lim, f.timeout, log)
 	defer sched.Close()
-	eng := engine.New(client, engine.NewMemCache(), sched, engine.Options{MaxAge: f.maxAge, Log: log})
+	eng := engine.New(client, cache, sched, engine.Options{MaxAge: f.maxAge, Log: log})
 	lk := &lookuper{client: client, eng: eng, f: f, log: log}
 
 	out, err := newPrinter(f.format, e.stdout)

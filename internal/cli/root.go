@@ -106,7 +106,7 @@ func newRoot(e *env) *cobra.Command {
 		Version:       version(),
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newDemoCmd(e), newLookupCmd(e), newSimulateCmd(e), newVersionCmd(e))
+	root.AddCommand(newDemoCmd(e), newLookupCmd(e), newDBCmd(e), newSimulateCmd(e), newVersionCmd(e))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

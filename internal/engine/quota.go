@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
@@ -211,4 +213,11 @@ func (l *MemLedger) Usage(now time.Time) Usage {
 		u.MonthUsed = l.monthUsed
 	}
 	return u
+}
+
+// KeyID is the fingerprint under which a key's quota is shared in a
+// durable ledger: a hash of the key, never the key itself.
+func KeyID(apiKey string) string {
+	sum := sha256.Sum256([]byte("vtconnector quota key\x00" + apiKey))
+	return hex.EncodeToString(sum[:12])
 }
