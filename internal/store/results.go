@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Result is a value a front publishes under a namespace and key, with the
+// time it last changed.
+type Result struct {
+	Key       string
+	Value     []byte
+	UpdatedAt time.Time
+}
+
+const getResultSQL = `SELECT value, updated_at FROM results WHERE ns = $1 AND key = $2`
+
+// GetResult returns the result stored under (ns, key); false when none.
+func (s *Store) GetResult(ctx context.Context, ns, key string) (Result, bool, error) {
+	var (
+		v  string
+		at int64
+	)
+	err := s.db.QueryRowContext(ctx, getResultSQL, ns, key).Scan(&v, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("store: get result %s/%s: %w", ns, key, err)
+	}
+	return Result{Key: key, Value: []byte(v), UpdatedAt: goTime(at)}, true, nil
+}
+
+const (
+	lockResultSQL   = `SELECT value FROM results WHERE ns = $1 AND key = $2 {{for_update}}`
+	upsertResultSQL = `INSERT INTO results (ns, key, value, updated_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
+	deleteResultSQL = `DELETE FROM results WHERE ns = $1 AND key = $2`
+)
+
+// PutResult stores value under (ns, key) and reports whether it changed:
+// an identical value is left alone, keeping its time, so that re-running
+// the same work does not look like news.
+func (s *Store) PutResult(ctx context.Context, ns, key string, value []byte) (bool, error) {
+	if ns == "" || key == "" {
+		return false, errors.New("store: put result: empty namespace or key")
+	}
+	changed := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var old string
+		err := tx.QueryRowContext(ctx, s.sql(lockResultSQL), ns, key).Scan(&old)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case old == string(value):
+			return nil
+		}
+		changed = true
+		_, err = tx.ExecContext(ctx, upsertResultSQL, ns, key, string(value), dbTime(s.now()))
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: put result %s/%s: %w", ns, key, err)
+	}
+	return changed, nil
+}
+
+// DeleteResult removes the result under (ns, key), reporting whether
+// there was one.
+func (s *Store) DeleteResult(ctx context.Context, ns, key string) (bool, error) {
+	res, err := s.exec(ctx, deleteResultSQL, ns, key)
+	if err != nil {
+		return false, fmt.Errorf("store: delete result %s/%s: %w", ns, key, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+const (
+	listResultsSQL = `SELECT key, value, updated_at FROM results WHERE ns = $1 ORDER BY key LIMIT $2 OFFSET $3`
+	countResultSQL = `SELECT COUNT(*) FROM results WHERE ns = $1`
+)
+
+// ListResults returns up to limit results of ns in key order from
+// offset, and how many ns holds in all.
+func (s *Store) ListResults(ctx context.Context, ns string, offset, limit int) ([]Result, int, error) {
+	if offset < 0 || limit < 0 {
+		return nil, 0, errors.New("store: list results: negative offset or limit")
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, countResultSQL, ns).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("store: count results %s: %w", ns, err)
+	}
+	rows, err := s.db.QueryContext(ctx, listResultsSQL, ns, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list results %s: %w", ns, err)
+	}
+	defer rows.Close()
+	var out []Result
+	for rows.Next() {
+		var (
+			r  Result
+			v  string
+			at int64
+		)
+		if err := rows.Scan(&r.Key, &v, &at); err != nil {
+			return nil, 0, fmt.Errorf("store: list results %s: %w", ns, err)
+		}
+		r.Value, r.UpdatedAt = []byte(v), goTime(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("store: list results %s: %w", ns, err)
+	}
+	return out, total, nil
+}
