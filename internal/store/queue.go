@@ -502,18 +502,28 @@ func (s *Store) Resume(ctx context.Context) error {
 }
 
 const requeueSQL = `UPDATE work_items SET state = 'queued', attempts = 0, next_attempt_at = $1, last_error = NULL, updated_at = $1
-WHERE state IN ('done', 'not_found', 'failed') AND ($2 = '' OR state = $2) AND ($3 = '' OR kind = $3)`
+WHERE state IN ('done', 'not_found', 'failed') AND ($2 = '' OR state = $2) AND ($3 = '' OR kind = $3) AND updated_at < $4`
 
 // Requeue puts finished items back in the queue, ready now, with their
 // attempts reset: those in state (done, not_found or failed; empty: any of
 // them) of kind (empty: any). It reports how many.
 func (s *Store) Requeue(ctx context.Context, state, kind string) (int64, error) {
+	return s.RequeueOlder(ctx, state, kind, time.Time{})
+}
+
+// RequeueOlder is Requeue limited to items finished before before (zero:
+// any time), e.g. verdicts old enough to be looked at again.
+func (s *Store) RequeueOlder(ctx context.Context, state, kind string, before time.Time) (int64, error) {
 	switch state {
 	case "", StateDone, StateNotFound, StateFailed:
 	default:
 		return 0, fmt.Errorf("store: requeue: state %q: must be %s, %s or %s", state, StateDone, StateNotFound, StateFailed)
 	}
-	res, err := s.exec(ctx, requeueSQL, dbTime(s.now()), state, kind)
+	now := s.now()
+	if before.IsZero() || before.After(now) {
+		before = now.Add(time.Nanosecond)
+	}
+	res, err := s.exec(ctx, requeueSQL, dbTime(now), state, kind, dbTime(before))
 	if err != nil {
 		return 0, fmt.Errorf("store: requeue: %w", err)
 	}

@@ -593,3 +593,36 @@ func TestClaimFromManyGoroutines(t *testing.T) {
 		}
 	})
 }
+
+func TestRequeueOlder(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		clk := newClock()
+		s := openStore(t, dsn, WithClock(clk.Now))
+		finish := func(key string) {
+			t.Helper()
+			mustEnqueue(t, s, NewItem{Kind: "k", Key: key})
+			its, err := s.Claim(ctx, "w", []string{"k"}, 1, time.Minute)
+			if err != nil || len(its) != 1 {
+				t.Fatalf("Claim = %v, %v", its, err)
+			}
+			if err := s.Complete(ctx, its[0].ID, "w", Done(nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		finish("old")
+		clk.Add(48 * time.Hour)
+		finish("new")
+		n, err := s.RequeueOlder(ctx, StateDone, "k", clk.Now().Add(-24*time.Hour))
+		if n != 1 || err != nil {
+			t.Fatalf("RequeueOlder = %d, %v; want 1", n, err)
+		}
+		if it := mustGet(t, s, "k", "old"); it.State != StateQueued {
+			t.Errorf("old item state %s, want queued", it.State)
+		}
+		if it := mustGet(t, s, "k", "new"); it.State != StateDone {
+			t.Errorf("new item state %s, want done", it.State)
+		}
+	})
+}
