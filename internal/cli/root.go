@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vtconnector/vtconnector/internal/carbonblack"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -49,6 +51,9 @@ type env struct {
 	// transport, when set, carries every HTTP request the commands make
 	// (tests route them to in-process simulators).
 	transport http.RoundTripper
+	// cbReady and cbTune hook into the Carbon Black connector (tests, demo).
+	cbReady func(addr string)
+	cbTune  *carbonblack.Tuning
 }
 
 func (e *env) httpClient() *http.Client {
@@ -106,7 +111,7 @@ func newRoot(e *env) *cobra.Command {
 		Version:       version(),
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newDemoCmd(e), newLookupCmd(e), newDBCmd(e), newSimulateCmd(e), newVersionCmd(e))
+	root.AddCommand(newDemoCmd(e), newLookupCmd(e), newCarbonBlackCmd(e), newConfigCmd(e), newDBCmd(e), newSimulateCmd(e), newVersionCmd(e))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

@@ -1,0 +1,155 @@
+package carbonblack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vtconnector/vtconnector/internal/config"
+	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/store"
+	"github.com/vtconnector/vtconnector/internal/vt"
+)
+
+// Deps are the parts the connector runs on, built by the caller.
+type Deps struct {
+	Store  *store.Store
+	Engine *engine.Engine
+	VT     *vt.Client
+	Cb     *Client
+	Log    *slog.Logger
+	// Owner names this process in work leases (e.g. host:pid).
+	Owner string
+	// Ready, when set, is called with the feed server's address once it
+	// listens (tests and the demo use it).
+	Ready func(addr string)
+	// Tune shortens the connector's intervals (tests and the demo).
+	Tune *Tuning
+}
+
+// Tuning overrides intervals that are fixed in production.
+type Tuning struct {
+	SyncEvery    time.Duration
+	PollInterval time.Duration
+	Idle         time.Duration
+	Debounce     time.Duration
+	Recheck      time.Duration
+	RetryEvery   time.Duration
+}
+
+// Run runs the Carbon Black connector until ctx ends: the feed server,
+// the feed's registration and syncs, the collector, the scanners and the
+// periodic re-check of old verdicts. It returns an error only for what
+// retrying cannot fix (the feed server cannot listen, the Carbon Black
+// server refuses the token at start).
+func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
+	log := d.Log
+	if cfg.UploadsEnabled() {
+		log.Warn("*** BINARY UPLOADS ARE ON (submit_full_binaries=1, virustotal_deep_scan_threads>0): binaries VirusTotal does not know are sent to VirusTotal, where other customers can download them ***")
+	} else if cfg.SubmitFullBinaries || cfg.DeepScanThreads > 0 {
+		log.Info("binary uploads are off: they need both submit_full_binaries=1 and virustotal_deep_scan_threads>0")
+	}
+	if info, err := d.Cb.Info(ctx); err != nil {
+		if errors.Is(err, ErrCbAuth) {
+			return fmt.Errorf("carbonblack: the server refused carbonblack_server_token: %w", err)
+		}
+		log.Error("Carbon Black server not reachable yet; the connector keeps trying", "url", cfg.ServerURL, "error", err)
+	} else {
+		log.Info("connected to the Carbon Black server", "url", cfg.ServerURL, "version", info.Version)
+	}
+	if err := d.Store.Resume(ctx); err != nil {
+		return fmt.Errorf("carbonblack: %w", err)
+	}
+	t := Tuning{SyncEvery: time.Minute, PollInterval: 2 * time.Minute, Idle: 5 * time.Second, Debounce: 2 * time.Second, Recheck: time.Hour}
+	if d.Tune != nil {
+		t = *d.Tune
+	}
+	tmp := os.TempDir()
+
+	cache := NewFeedCache()
+	reg := NewRegistrar(d.Cb, RegistrarConfig{
+		Name: FeedName, FeedURL: cfg.FeedURL(), UseProxy: cfg.FeedUseProxy, ValidateServerCert: cfg.FeedValidateServerCert,
+		Username: cfg.FeedUsername, Password: cfg.FeedPassword.Reveal(), Register: cfg.RegisterFeed, SyncEvery: t.SyncEvery,
+		RetryEvery: t.RetryEvery,
+	}, log.With("part", "registrar"))
+	pub := NewPublisher(d.Store, cache, DefaultFeedInfo(), FeedOptions{MinPositives: cfg.FeedMinPositives, IncludeSHA256: cfg.FeedIncludeSHA256}, reg, log.With("part", "feed"))
+	if t.Debounce > 0 {
+		pub.debounce = t.Debounce
+	}
+	srv := NewServer(ServerConfig{Addr: cfg.ListenAddr(), CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
+		Username: cfg.FeedUsername, Password: cfg.FeedPassword.Reveal()}, cache, StoreVerdicts{d.Store}, log.With("part", "server"))
+	col := NewCollector(d.Cb, d.Store, CollectorConfig{
+		FeedName: FeedName, FilterQuery: cfg.BinaryFilterQuery, MaxBinarySize: cfg.MaxBinarySize, PageSize: cfg.PollPageSize,
+		Sleep: cfg.SleepBetweenBatches, BackfillSleep: cfg.BackfillSleepBetweenBatches,
+	}, log.With("part", "collector"))
+	scan := NewScanner(d.Store, d.Engine, d.VT, d.Cb, ScannerConfig{
+		QuickWorkers: cfg.QuickScanThreads, DeepWorkers: cfg.DeepScanThreads, Uploads: cfg.UploadsEnabled(),
+		RescanWindow: cfg.RescanWindow, MaxBinarySize: cfg.MaxBinarySize, TempDir: tmp, Owner: d.Owner,
+		PollInterval: t.PollInterval, Idle: t.Idle,
+	}, log.With("part", "scanner"), pub.Changed)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-srv.Ready():
+		}
+		log.Info("feed served", "url", cfg.FeedURL(), "listen", srv.Addr())
+		if d.Ready != nil {
+			d.Ready(srv.Addr())
+		}
+		return nil
+	})
+	g.Go(func() error { return pub.Run(gctx) })
+	feedUp := make(chan struct{}) // served and rendered: the Cb server can fetch it
+	g.Go(func() error {
+		for _, c := range []<-chan struct{}{srv.Ready(), pub.Rendered()} {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-c:
+			}
+		}
+		close(feedUp)
+		return nil
+	})
+	g.Go(func() error { return reg.Run(gctx, feedUp) })
+	g.Go(func() error { return col.Run(gctx) })
+	g.Go(func() error { return scan.Run(gctx) })
+	g.Go(func() error { return recheck(gctx, d.Store, cfg.DaysRescan, t.Recheck, log) })
+	err := g.Wait()
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// recheck puts verdicts older than days back in the queue, so that old
+// verdicts (and files VirusTotal did not know) are looked at again.
+func recheck(ctx context.Context, st *store.Store, days int, every time.Duration, log *slog.Logger) error {
+	if days <= 0 {
+		return nil
+	}
+	for {
+		before := time.Now().Add(-time.Duration(days) * 24 * time.Hour)
+		for _, state := range []string{store.StateDone, store.StateNotFound} {
+			n, err := st.RequeueOlder(ctx, state, KindBinary, before)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("re-check of old verdicts failed", "error", err)
+			}
+			if n > 0 {
+				log.Info("old verdicts queued for a new look", "count", n, "state", state, "days_rescan", days)
+			}
+		}
+		if sleepCtx(ctx, every) != nil {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,355 @@
+package carbonblack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vtconnector/vtconnector/internal/store"
+)
+
+// resultLister is the part of the store the publisher reads verdicts from.
+type resultLister interface {
+	ListResults(ctx context.Context, ns string, offset, limit int) ([]store.Result, int, error)
+}
+
+// StoreVerdicts lists the verdicts kept in the store (the HTML index's
+// VerdictLister).
+type StoreVerdicts struct{ St resultLister }
+
+// ListVerdicts implements VerdictLister.
+func (sv StoreVerdicts) ListVerdicts(ctx context.Context, offset, limit int) ([]Verdict, int, error) {
+	rs, total, err := sv.St.ListResults(ctx, ResultsNS, offset, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]Verdict, 0, len(rs))
+	for _, r := range rs {
+		var v Verdict
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			return nil, 0, fmt.Errorf("carbonblack: verdict %s unreadable: %w", r.Key, err)
+		}
+		v.UpdatedAt = r.UpdatedAt
+		out = append(out, v)
+	}
+	return out, total, nil
+}
+
+// syncer is told when Carbon Black should fetch the feed again.
+type syncer interface{ MarkDirty(full bool) }
+
+// Publisher keeps the served feed in step with the stored verdicts: after
+// a change it re-renders the feed once (not per request) and tells the
+// registrar to have Carbon Black sync it: incrementally when reports were
+// added or changed, fully when one was withdrawn (an incremental sync
+// never removes a report).
+type Publisher struct {
+	verdicts StoreVerdicts
+	cache    *FeedCache
+	info     FeedInfo
+	opts     FeedOptions
+	sync     syncer
+	log      *slog.Logger
+	debounce time.Duration
+
+	changed   chan struct{}
+	rendered  chan struct{} // closed after the first successful render
+	once      sync.Once
+	mu        sync.Mutex
+	published map[string]int64 // report id → timestamp, as last rendered
+}
+
+// NewPublisher returns a publisher rendering into cache.
+func NewPublisher(st resultLister, cache *FeedCache, info FeedInfo, opts FeedOptions, sync syncer, log *slog.Logger) *Publisher {
+	return &Publisher{verdicts: StoreVerdicts{st}, cache: cache, info: info, opts: opts, sync: sync, log: log,
+		debounce: 2 * time.Second, changed: make(chan struct{}, 1), rendered: make(chan struct{})}
+}
+
+// Rendered is closed once the feed has been rendered: before that the
+// feed server answers 503, and registering the feed would fail.
+func (p *Publisher) Rendered() <-chan struct{} { return p.rendered }
+
+// Changed notes that a verdict changed; it never blocks.
+func (p *Publisher) Changed() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Refresh renders the feed from the stored verdicts and signals a sync
+// when the reports differ from the last render.
+func (p *Publisher) Refresh(ctx context.Context) error {
+	var all []Verdict
+	for offset := 0; ; {
+		vs, total, err := p.verdicts.ListVerdicts(ctx, offset, 1000)
+		if err != nil {
+			return fmt.Errorf("carbonblack: refresh feed: %w", err)
+		}
+		all = append(all, vs...)
+		offset += len(vs)
+		if len(vs) == 0 || offset >= total {
+			break
+		}
+	}
+	reports := BuildReports(all, p.opts)
+	if errs := ValidateFeed(Feed{FeedInfo: p.info, Reports: reports}); len(errs) > 0 {
+		// Never serve a feed Carbon Black would reject: keep the last good one.
+		return fmt.Errorf("carbonblack: refresh feed: the feed would be invalid: %w", errors.Join(errs...))
+	}
+	if err := p.cache.Render(p.info, reports); err != nil {
+		return fmt.Errorf("carbonblack: refresh feed: %w", err)
+	}
+	p.once.Do(func() { close(p.rendered) })
+	now := make(map[string]int64, len(reports))
+	for _, r := range reports {
+		now[r.ID] = r.Timestamp
+	}
+	p.mu.Lock()
+	prev := p.published
+	p.published = now
+	p.mu.Unlock()
+	if prev == nil {
+		return nil // the first render after start; the registrar syncs fully at start
+	}
+	withdrawn, news := 0, 0
+	for id, ts := range prev {
+		if cur, ok := now[id]; !ok {
+			withdrawn++
+		} else if cur != ts {
+			news++
+		}
+	}
+	for id := range now {
+		if _, ok := prev[id]; !ok {
+			news++
+		}
+	}
+	if withdrawn > 0 || news > 0 {
+		p.log.Info("feed updated", "reports", len(reports), "new_or_changed", news, "withdrawn", withdrawn)
+		p.sync.MarkDirty(withdrawn > 0)
+	}
+	return nil
+}
+
+// Run renders the feed at start and after every change until ctx ends.
+func (p *Publisher) Run(ctx context.Context) error {
+	for {
+		if err := p.Refresh(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("feed not refreshed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.changed:
+		}
+		// Let a burst of verdicts land before rendering again.
+		if sleepCtx(ctx, p.debounce) != nil {
+			return nil
+		}
+	}
+}
+
+// feedAPI is the part of the Cb client the registrar uses.
+type feedAPI interface {
+	ListFeeds(ctx context.Context) ([]FeedRecord, error)
+	CreateFeed(ctx context.Context, f FeedRecord) (FeedRecord, error)
+	UpdateFeed(ctx context.Context, f FeedRecord) error
+	SyncFeed(ctx context.Context, id int, full bool) error
+}
+
+// RegistrarConfig is the feed as it should be registered on the server.
+type RegistrarConfig struct {
+	Name               string
+	FeedURL            string
+	UseProxy           bool
+	ValidateServerCert bool
+	Username, Password string
+	// Register false leaves the feed's registration to the operator; the
+	// connector still asks an existing feed of that name to sync.
+	Register   bool
+	SyncEvery  time.Duration // at most one sync per interval (default 1 min)
+	RetryEvery time.Duration // after a failure to reach the server (default 30 s)
+}
+
+// Registrar makes sure the feed is registered on the Carbon Black server
+// with the right URL and flags, and asks the server to sync it after
+// changes, at most once per SyncEvery. A failed sync is kept for the next
+// round, never forgotten.
+type Registrar struct {
+	cb  feedAPI
+	cfg RegistrarConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	dirty bool
+	full  bool
+	id    int
+	syncs int
+}
+
+// NewRegistrar returns a registrar.
+func NewRegistrar(cb feedAPI, cfg RegistrarConfig, log *slog.Logger) *Registrar {
+	if cfg.SyncEvery <= 0 {
+		cfg.SyncEvery = time.Minute
+	}
+	if cfg.RetryEvery <= 0 {
+		cfg.RetryEvery = 30 * time.Second
+	}
+	if cfg.Name == "" {
+		cfg.Name = FeedName
+	}
+	return &Registrar{cb: cb, cfg: cfg, log: log}
+}
+
+// MarkDirty asks for a sync at the next round; full for a full sync.
+func (r *Registrar) MarkDirty(full bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dirty = true
+	r.full = r.full || full
+}
+
+// FeedID is the feed's id on the server, 0 until known.
+func (r *Registrar) FeedID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.id
+}
+
+// Run waits until ready is closed (the feed server listens: the Cb server
+// fetches the feed while registering it), registers or reconciles the
+// feed, then syncs after changes until ctx ends.
+func (r *Registrar) Run(ctx context.Context, ready <-chan struct{}) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-ready:
+	}
+	for {
+		err := r.Ensure(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrCbAuth) {
+			r.log.Error("CARBON BLACK REFUSED THE API TOKEN: check carbonblack_server_token", "error", err)
+		} else {
+			r.log.Error("feed registration failed; retrying", "error", err, "retry_in", r.cfg.RetryEvery)
+		}
+		if sleepCtx(ctx, r.cfg.RetryEvery) != nil {
+			return nil
+		}
+	}
+	r.MarkDirty(true) // catch up with whatever changed while we were down
+	t := time.NewTicker(r.cfg.SyncEvery)
+	defer t.Stop()
+	for {
+		r.syncNow(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Ensure finds the feed by name (case-insensitively, like cbapi) and
+// creates it or reconciles its URL and flags.
+func (r *Registrar) Ensure(ctx context.Context) error {
+	feeds, err := r.cb.ListFeeds(ctx)
+	if err != nil {
+		return err
+	}
+	var found []FeedRecord
+	for _, f := range feeds {
+		if strings.EqualFold(f.Name, r.cfg.Name) {
+			found = append(found, f)
+		}
+	}
+	if len(found) > 1 {
+		r.log.Warn("several feeds carry this name; using the first", "name", r.cfg.Name, "ids", fmt.Sprint(feedIDs(found)))
+	}
+	want := FeedRecord{FeedURL: r.cfg.FeedURL, Enabled: true, UseProxy: r.cfg.UseProxy,
+		ValidateServerCert: r.cfg.ValidateServerCert, Username: r.cfg.Username, Password: r.cfg.Password}
+	switch {
+	case len(found) == 0 && !r.cfg.Register:
+		r.log.Warn("feed not registered on the Carbon Black server and register_feed is off; add it there with this URL", "feed_url", r.cfg.FeedURL)
+		return nil
+	case len(found) == 0:
+		f, err := r.cb.CreateFeed(ctx, want)
+		if err != nil {
+			return fmt.Errorf("create feed (the Carbon Black server must be able to fetch %s): %w", r.cfg.FeedURL, err)
+		}
+		r.setID(f.ID)
+		r.log.Info("feed registered on the Carbon Black server", "id", f.ID, "feed_url", r.cfg.FeedURL)
+		return nil
+	}
+	cur := found[0]
+	r.setID(cur.ID)
+	if !r.cfg.Register {
+		return nil
+	}
+	if cur.FeedURL != want.FeedURL || !cur.Enabled || cur.UseProxy != want.UseProxy ||
+		cur.ValidateServerCert != want.ValidateServerCert || cur.Username != want.Username ||
+		(want.Password != "" && cur.Password != want.Password) {
+		want.ID, want.Name = cur.ID, cur.Name
+		if err := r.cb.UpdateFeed(ctx, want); err != nil {
+			return fmt.Errorf("update feed %d: %w", cur.ID, err)
+		}
+		r.log.Info("feed settings reconciled on the Carbon Black server", "id", cur.ID, "feed_url", want.FeedURL)
+	}
+	return nil
+}
+
+func feedIDs(fs []FeedRecord) []int {
+	ids := make([]int, len(fs))
+	for i, f := range fs {
+		ids[i] = f.ID
+	}
+	return ids
+}
+
+func (r *Registrar) setID(id int) {
+	r.mu.Lock()
+	r.id = id
+	r.mu.Unlock()
+}
+
+func (r *Registrar) syncNow(ctx context.Context) {
+	r.mu.Lock()
+	dirty, full, id := r.dirty, r.full, r.id
+	r.mu.Unlock()
+	if !dirty || id == 0 {
+		return
+	}
+	err := r.cb.SyncFeed(ctx, id, full)
+	var ce *CbError
+	switch {
+	case err == nil:
+		r.mu.Lock()
+		// A MarkDirty during the call stays for the next round.
+		r.dirty, r.full = false, false
+		r.syncs++
+		r.mu.Unlock()
+		r.log.Info("feed sync requested", "id", id, "full", full)
+	case errors.As(err, &ce) && ce.Status == 409:
+		r.log.Error("the feed is disabled on the Carbon Black server; enable it there (or restart the connector to reconcile)", "id", id)
+	case errors.Is(err, ErrCbNotFound):
+		r.log.Warn("the feed disappeared from the Carbon Black server; registering it again", "id", id)
+		if err := r.Ensure(ctx); err != nil {
+			r.log.Error("feed registration failed", "error", err)
+		}
+	default:
+		if ctx.Err() == nil {
+			r.log.Error("feed sync failed; will retry", "id", id, "error", err)
+		}
+	}
+}

@@ -1,0 +1,495 @@
+package carbonblack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// VerdictLister pages through every verdict the connector holds, for the
+// HTML index; total is the number of verdicts.
+type VerdictLister interface {
+	ListVerdicts(ctx context.Context, offset, limit int) (vs []Verdict, total int, err error)
+}
+
+// ServerConfig configures the feed server.
+type ServerConfig struct {
+	// Addr is the listen address, host:port (":0" picks a free port).
+	Addr string
+	// CertFile and KeyFile, when both set, make the server speak HTTPS.
+	CertFile, KeyFile string
+	// Username and Password, when both set, require HTTP basic
+	// authentication on every route but /healthz (Carbon Black's feed
+	// settings carry a username and password for this).
+	Username, Password string
+	// PageSize is the number of verdicts per page of the HTML index
+	// (default 100, at most 1000).
+	PageSize int
+	// Timeouts; zero means the default.
+	ReadHeaderTimeout time.Duration // default 10s
+	ReadTimeout       time.Duration // default 30s
+	WriteTimeout      time.Duration // default 5m: a large feed over a slow link
+	IdleTimeout       time.Duration // default 2m
+	ShutdownTimeout   time.Duration // default 15s: in-flight requests' grace period
+}
+
+// Validate reports configuration mistakes.
+func (c ServerConfig) Validate() error {
+	var errs []error
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, errors.New("cert_file and key_file must both be set or both be empty"))
+	}
+	if (c.Username == "") != (c.Password == "") {
+		errs = append(errs, errors.New("the feed username and password must both be set or both be empty"))
+	}
+	if c.PageSize < 0 || c.PageSize > maxPageSize {
+		errs = append(errs, fmt.Errorf("page size %d: must be 0 (default) to %d", c.PageSize, maxPageSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("carbonblack: feed server: %w", err)
+	}
+	return nil
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.ReadTimeout, 30*time.Second)
+	def(&c.WriteTimeout, 5*time.Minute)
+	def(&c.IdleTimeout, 2*time.Minute)
+	def(&c.ShutdownTimeout, 15*time.Second)
+	if c.PageSize <= 0 {
+		c.PageSize = defaultPageSize
+	}
+	c.PageSize = min(c.PageSize, maxPageSize)
+	return c
+}
+
+// Server serves the feed to Carbon Black (/feed.json), an HTML index of
+// the verdicts (/binaries.html) and a health check (/healthz).
+type Server struct {
+	cfg      ServerConfig
+	feed     *FeedCache
+	verdicts VerdictLister
+	log      *slog.Logger
+	handler  http.Handler
+	authUser [sha256.Size]byte
+	authPass [sha256.Size]byte
+	auth     bool
+
+	started atomic.Bool
+	ready   chan struct{}
+	addr    atomic.Pointer[string]
+}
+
+// NewServer returns a server for feed and verdicts; verdicts may be nil,
+// in which case there is no HTML index.
+func NewServer(cfg ServerConfig, feed *FeedCache, verdicts VerdictLister, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg.withDefaults(),
+		feed:     feed,
+		verdicts: verdicts,
+		log:      log,
+		ready:    make(chan struct{}),
+	}
+	if cfg.Username != "" && cfg.Password != "" {
+		s.auth = true
+		s.authUser = sha256.Sum256([]byte(cfg.Username))
+		s.authPass = sha256.Sum256([]byte(cfg.Password))
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /feed.json", s.serveFeed)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/binaries.html", http.StatusFound)
+	})
+	mux.HandleFunc("GET /binaries.html", s.serveIndex)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.handler = s.middleware(mux)
+	return s
+}
+
+// Handler is the server's HTTP handler, with authentication, panic
+// recovery and logging (for tests and for embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Ready is closed once the server listens.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the address the server listens on (the real port when the
+// configured one is 0), or "" before it listens.
+func (s *Server) Addr() string {
+	if p := s.addr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Run listens and serves until ctx ends, then shuts down gracefully: it
+// stops accepting connections and gives in-flight requests up to
+// ShutdownTimeout to finish. It returns nil after a shutdown caused by ctx,
+// and an error when the server cannot listen or fails. Run may be called
+// once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("carbonblack: feed server: Run called twice")
+	}
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if s.cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("carbonblack: feed server: load certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("carbonblack: feed server: listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests outlive ctx by the shutdown grace period.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	addr := ln.Addr().String()
+	s.addr.Store(&addr)
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	s.log.Info("feed server listening", "addr", addr, "scheme", scheme, "basic_auth", s.auth)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	close(s.ready)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("carbonblack: feed server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if err != nil {
+		s.log.Warn("feed server shutdown timed out; closing connections", "error", err)
+		_ = srv.Close()
+	}
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("carbonblack: feed server: %w", serr)
+	}
+	s.log.Info("feed server stopped", "addr", addr)
+	return nil
+}
+
+// ---------------------------------------------------------------------
+// Middleware
+
+// statusWriter records the status for the log and for panic recovery.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked, not wrapped
+					panic(p)
+				}
+				s.log.Error("feed server: handler panic", "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					plainError(sw, http.StatusInternalServerError)
+				}
+			}
+			s.log.Debug("feed server request", "method", r.Method, "path", r.URL.Path,
+				"status", sw.status, "remote", r.RemoteAddr, "duration", time.Since(start))
+		}()
+		h := sw.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if s.auth && r.URL.Path != "/healthz" && !s.authorized(r) {
+			s.log.Info("feed server: authentication failed", "path", r.URL.Path, "remote", r.RemoteAddr)
+			h.Set("WWW-Authenticate", `Basic realm="vtconnector", charset="UTF-8"`)
+			plainError(sw, http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// authorized compares the credentials in constant time (over their
+// SHA-256, so that their lengths do not leak either).
+func (s *Server) authorized(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
+	return subtle.ConstantTimeCompare(u[:], s.authUser[:])&subtle.ConstantTimeCompare(p[:], s.authPass[:]) == 1
+}
+
+// plainError writes the status's standard text and nothing else.
+func plainError(w http.ResponseWriter, code int) {
+	http.Error(w, strconv.Itoa(code)+" "+strings.ToLower(http.StatusText(code)), code)
+}
+
+// ---------------------------------------------------------------------
+// /feed.json
+
+func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request) {
+	snap := s.feed.Current()
+	h := w.Header()
+	if snap == nil {
+		h.Set("Retry-After", "5")
+		plainError(w, http.StatusServiceUnavailable)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Vary", "Accept-Encoding")
+	body, etag := snap.Body, snap.ETag
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		body, etag = snap.Gzip, snap.GzipETag()
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("ETag", etag)
+	// ServeContent answers If-None-Match / If-Modified-Since with 304,
+	// sets Content-Length and Last-Modified, and handles HEAD and ranges.
+	http.ServeContent(w, r, "", snap.RenderedAt, bytes.NewReader(body))
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip:
+// "gzip" (or "x-gzip", or "*" when gzip is not listed) with a non-zero
+// quality.
+func acceptsGzip(header string) bool {
+	star := false
+	for part := range strings.SplitSeq(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		q := 1.0
+		for p := range strings.SplitSeq(params, ";") {
+			k, v, _ := strings.Cut(p, "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil || math.IsNaN(f) {
+					f = 0
+				}
+				q = f
+			}
+		}
+		switch coding {
+		case "gzip", "x-gzip":
+			return q > 0
+		case "*":
+			star = q > 0
+		}
+	}
+	return star
+}
+
+// ---------------------------------------------------------------------
+// /healthz
+
+type healthReply struct {
+	Status         string     `json:"status"`
+	FeedReports    int        `json:"feed_reports"`
+	FeedRenderedAt *time.Time `json:"feed_rendered_at,omitempty"`
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	rep, code := healthReply{Status: "feed not rendered yet"}, http.StatusServiceUnavailable
+	if snap := s.feed.Current(); snap != nil {
+		at := snap.RenderedAt
+		rep, code = healthReply{Status: "ok", FeedReports: snap.Reports, FeedRenderedAt: &at}, http.StatusOK
+	}
+	b, _ := json.Marshal(rep) // cannot fail
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// ---------------------------------------------------------------------
+// /binaries.html
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var indexTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(templateFS, "templates/*.html"))
+})
+
+// indexPage is what templates/index.html shows.
+type indexPage struct {
+	Title      string
+	Rows       []indexRow
+	Total      int
+	Page       int
+	Pages      int
+	First      int // 1-based number of the first row on the page
+	Last       int
+	PrevPage   int // 0 when there is none
+	NextPage   int
+	FeedReady  bool
+	FeedCount  int
+	FeedAt     string
+	PageSize   int
+	BeyondLast bool
+}
+
+type indexRow struct {
+	MD5, SHA256, Verdict, Label, Link, Updated string
+	Score                                      int
+	Detected                                   bool
+}
+
+const indexTitle = "vtconnector — VirusTotal feed for Carbon Black"
+
+// maxIndexPage keeps offsets far from overflow.
+const maxIndexPage = 10_000_000
+
+func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
+	if s.verdicts == nil {
+		plainError(w, http.StatusNotFound)
+		return
+	}
+	page := 1
+	if p := r.URL.Query().Get("page"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > maxIndexPage {
+			http.Error(w, "400 bad request: page must be a number from 1", http.StatusBadRequest)
+			return
+		}
+		page = n
+	}
+	size := s.cfg.PageSize
+	vs, total, err := s.verdicts.ListVerdicts(r.Context(), (page-1)*size, size)
+	if err != nil {
+		s.log.Error("feed server: list verdicts", "page", page, "error", err)
+		plainError(w, http.StatusInternalServerError)
+		return
+	}
+	if len(vs) > size {
+		vs = vs[:size]
+	}
+	p := indexPage{
+		Title:    indexTitle,
+		Total:    total,
+		Page:     page,
+		Pages:    max(1, (total+size-1)/size),
+		PageSize: size,
+		Rows:     make([]indexRow, 0, len(vs)),
+	}
+	if page > 1 {
+		p.PrevPage = min(page-1, p.Pages)
+	}
+	if page < p.Pages {
+		p.NextPage = page + 1
+	}
+	p.BeyondLast = page > p.Pages
+	if len(vs) > 0 {
+		p.First = (page-1)*size + 1
+		p.Last = p.First + len(vs) - 1
+	}
+	if snap := s.feed.Current(); snap != nil {
+		p.FeedReady, p.FeedCount, p.FeedAt = true, snap.Reports, formatIndexTime(snap.RenderedAt)
+	}
+	for _, v := range vs {
+		row := indexRow{
+			MD5:     v.MD5,
+			SHA256:  v.SHA256,
+			Verdict: "not found",
+			Label:   cleanText(v.Label, 200),
+			Link:    v.Link,
+			Updated: formatIndexTime(v.UpdatedAt),
+			Score:   v.Score(),
+		}
+		if v.Found {
+			row.Verdict = fmt.Sprintf("%d / %d", v.Positives, v.Total)
+			row.Detected = v.Positives > 0
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	var buf bytes.Buffer
+	if err := indexTemplate().ExecuteTemplate(&buf, "index.html", p); err != nil {
+		s.log.Error("feed server: render index", "page", page, "error", err)
+		plainError(w, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy",
+		"default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
+}
+
+func formatIndexTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}

@@ -1,0 +1,53 @@
+package carbonblack
+
+import (
+	"time"
+)
+
+// Verdict is what the connector knows about one Carbon Black binary after
+// asking VirusTotal: the input of the feed and of the HTML index.
+type Verdict struct {
+	MD5    string `json:"md5"`              // upper case, as Carbon Black reports it
+	SHA256 string `json:"sha256,omitempty"` // lower case; empty when unknown
+	// Found is false when VirusTotal does not know the file.
+	Found bool `json:"found"`
+	// Positives is the number of engines whose category is malicious;
+	// Total the engines that gave a verdict (malicious, suspicious,
+	// undetected or harmless; timeouts, failures and unsupported types are
+	// not counted).
+	Positives  int `json:"positives"`
+	Suspicious int `json:"suspicious"`
+	Total      int `json:"total"`
+	// Detections lists the engines that detect the file and the name
+	// each gives, sorted by engine name.
+	Detections []Detection `json:"detections,omitempty"`
+	Label      string      `json:"label,omitempty"`    // VirusTotal's suggested threat label, if any
+	ScanDate   time.Time   `json:"scan_date,omitzero"` // VirusTotal's last_analysis_date
+	// UpdatedAt is when this verdict last changed; it becomes the feed
+	// report's timestamp, so that Carbon Black's incremental sync picks
+	// up changes.
+	UpdatedAt time.Time `json:"-"`
+	Link      string    `json:"link"` // the VirusTotal GUI page of the file
+}
+
+// Detection is one engine's detection.
+type Detection struct {
+	Engine string `json:"engine"`
+	Result string `json:"result"`
+}
+
+// Score is the feed score of a verdict: the original connector's
+// trunc(100 × positives / total), at least 1 when anything detects the
+// file so that a published report never has score 0.
+func (v Verdict) Score() int {
+	if v.Positives <= 0 || v.Total <= 0 {
+		return 0
+	}
+	s := 100 * v.Positives / v.Total
+	return min(max(s, 1), 100)
+}
+
+// FeedName is the feed's name on the Carbon Black server, kept from the
+// original connector so that the alliance_score_virustotalconnector tags
+// it left on binaries keep excluding them from collection.
+const FeedName = "virustotalconnector"

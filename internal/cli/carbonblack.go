@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/vtconnector/vtconnector/internal/carbonblack"
+	"github.com/vtconnector/vtconnector/internal/config"
+	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/store"
+	"github.com/vtconnector/vtconnector/internal/vt"
+)
+
+func newCarbonBlackCmd(e *env) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "carbonblack",
+		Short: "Run the Carbon Black EDR connector (drop-in for the Cb Response VirusTotal connector)",
+		Long: `Run the Carbon Black EDR connector: poll the Cb server for new binaries, look
+their hashes up on VirusTotal within the key's quota (uploading unknown
+binaries only when submit_full_binaries=1 and virustotal_deep_scan_threads>0),
+keep the verdicts in the database, serve them as a threat-intelligence feed,
+and register and sync that feed on the Cb server.
+
+It reads the original connector's connector.conf ([bridge] section, same
+option names and defaults). It runs in the foreground; stop it with SIGTERM
+or Ctrl-C: work in flight is finished or handed back to the queue.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCarbonBlack(cmd.Context(), e, path)
+		},
+	}
+	cmd.PersistentFlags().StringVar(&path, "config", config.DefaultCarbonBlackConfigPath, "connector.conf to read")
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "resync",
+			Short: "Ask the Carbon Black server to fetch the whole feed again now (a full sync)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withCarbonBlack(cmd.Context(), e, path, func(ctx context.Context, cfg *config.CarbonBlack, d carbonblack.Deps) error {
+					reg := carbonblack.NewRegistrar(d.Cb, carbonblack.RegistrarConfig{Name: carbonblack.FeedName, FeedURL: cfg.FeedURL()}, d.Log)
+					if err := reg.Ensure(ctx); err != nil {
+						return err
+					}
+					if reg.FeedID() == 0 {
+						return fmt.Errorf("no feed named %s on %s", carbonblack.FeedName, cfg.ServerURL)
+					}
+					if err := d.Cb.SyncFeed(ctx, reg.FeedID(), true); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "full sync of feed %d requested\n", reg.FeedID())
+					return nil
+				})
+			},
+		},
+		&cobra.Command{
+			Use:   "requeue",
+			Short: "Queue every binary for a new VirusTotal look (replaces deleting the database)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withCarbonBlack(cmd.Context(), e, path, func(ctx context.Context, _ *config.CarbonBlack, d carbonblack.Deps) error {
+					n, err := d.Store.Requeue(ctx, "", carbonblack.KindBinary)
+					if err != nil {
+						return err
+					}
+					if err := d.Store.Resume(ctx); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "%d binaries queued again; a running connector picks them up\n", n)
+					return nil
+				})
+			},
+		},
+		&cobra.Command{
+			Use:   "export-feed",
+			Short: "Print the feed built from the database (the JSON the feed server serves)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withCarbonBlack(cmd.Context(), e, path, func(ctx context.Context, cfg *config.CarbonBlack, d carbonblack.Deps) error {
+					cache := carbonblack.NewFeedCache()
+					pub := carbonblack.NewPublisher(d.Store, cache, carbonblack.DefaultFeedInfo(),
+						carbonblack.FeedOptions{MinPositives: cfg.FeedMinPositives, IncludeSHA256: cfg.FeedIncludeSHA256}, nopSync{}, d.Log)
+					if err := pub.Refresh(ctx); err != nil {
+						return err
+					}
+					_, err := e.stdout.Write(cache.Current().Body)
+					return err
+				})
+			},
+		},
+	)
+	return cmd
+}
+
+type nopSync struct{}
+
+func (nopSync) MarkDirty(bool) {}
+
+// loadCarbonBlack reads and checks connector.conf, printing its warnings.
+func loadCarbonBlack(e *env, path string) (*config.CarbonBlack, error) {
+	cfg, warns, err := config.LoadCarbonBlack(path)
+	for _, w := range warns {
+		fmt.Fprintln(e.stderr, "vtconnector: warning:", w.String())
+	}
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+// daemonLogger opens the log file (rotated at 10 MiB, 10 files kept, like
+// the original) or standard error for "-".
+func daemonLogger(e *env, file string, level slog.Level) (*slog.Logger, io.Closer, error) {
+	var w io.Writer = e.stderr
+	var c io.Closer = io.NopCloser(nil)
+	if file != "" && file != "-" {
+		if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
+			return nil, nil, fmt.Errorf("log_file %s: %w", file, err)
+		}
+		lj := &lumberjack.Logger{Filename: file, MaxSize: 10, MaxBackups: 10}
+		w, c = lj, lj
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), c, nil
+}
+
+// buildCarbonBlack opens what the connector runs on; close releases it.
+func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log *slog.Logger) (carbonblack.Deps, func(), error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), store.WithLogger(log))
+	if err != nil {
+		return carbonblack.Deps{}, nil, fmt.Errorf("database_url %s: %w", cfg.DatabaseURL, err)
+	}
+	client, err := vt.New(cfg.VTAPIToken.Reveal(), vt.WithBaseURL(cfg.VTURL), vt.WithTimeout(cfg.VTTimeout),
+		vt.WithHTTPClient(e.httpClient()), vt.WithUserAgent("vtconnector/"+Version+" carbonblack"))
+	if err != nil {
+		st.Close()
+		return carbonblack.Deps{}, nil, usageError{err}
+	}
+	cb, err := carbonblack.NewClient(cfg.ServerURL, cfg.ServerToken.Reveal(), cfg.ServerSSLVerify, cfg.ServerTimeout)
+	if err != nil {
+		st.Close()
+		return carbonblack.Deps{}, nil, usageError{err}
+	}
+	if e.transport != nil {
+		cb.WithHTTPClient(e.httpClient())
+	}
+	lim := engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth}
+	sched := engine.NewScheduler(st.Ledger(engine.KeyID(cfg.VTAPIToken.Reveal())), lim, cfg.VTTimeout, log)
+	eng := engine.New(client, st, sched, engine.Options{Log: log})
+	host, _ := os.Hostname()
+	d := carbonblack.Deps{Store: st, Engine: eng, VT: client, Cb: cb, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid())}
+	return d, func() { sched.Close(); st.Close() }, nil
+}
+
+// withCarbonBlack runs an admin command with the connector's parts, logging to stderr.
+func withCarbonBlack(ctx context.Context, e *env, path string, fn func(context.Context, *config.CarbonBlack, carbonblack.Deps) error) error {
+	cfg, err := loadCarbonBlack(e, path)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, closeFn, err := buildCarbonBlack(ctx, e, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return fn(ctx, cfg, d)
+}
+
+func runCarbonBlack(ctx context.Context, e *env, path string) error {
+	cfg, err := loadCarbonBlack(e, path)
+	if err != nil {
+		return err
+	}
+	log, closer, err := daemonLogger(e, cfg.LogFile, cfg.LogLevel)
+	if err != nil {
+		return usageError{err}
+	}
+	defer closer.Close()
+	log.Info("vtconnector carbonblack starting", "version", version(), "config", path,
+		"database", cfg.DatabaseURL, "virustotal_url", cfg.VTURL, "quota_per_minute", cfg.RequestsPerMinute,
+		"quota_per_day", cfg.RequestsPerDay, "quota_per_month", cfg.RequestsPerMonth)
+	d, closeFn, err := buildCarbonBlack(ctx, e, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	d.Ready, d.Tune = e.cbReady, e.cbTune
+	if err := carbonblack.Run(ctx, cfg, d); err != nil {
+		log.Error("connector stopped", "error", err)
+		return err
+	}
+	log.Info("vtconnector carbonblack stopped")
+	return nil
+}

@@ -1,0 +1,365 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vtconnector/vtconnector/internal/carbonblack"
+	fakecb "github.com/vtconnector/vtconnector/internal/fake/carbonblack"
+	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
+	"github.com/vtconnector/vtconnector/internal/vt"
+)
+
+// cbWorld is a Carbon Black simulator, a VirusTotal simulator and a
+// connector.conf pointing at both, over real loopback HTTP (the Cb
+// simulator fetches the feed from the connector's feed server).
+type cbWorld struct {
+	vtCfg   fakevt.Config
+	cb      *fakecb.Server
+	vt      *fakevt.Server
+	cbURL   string
+	vtURL   string
+	port    int
+	dir     string
+	confPth string
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func newCbWorld(t *testing.T, vtCfg fakevt.Config, extra string) *cbWorld {
+	t.Helper()
+	w := &cbWorld{vtCfg: vtCfg, cb: fakecb.New(fakecb.Config{Token: "cb-token"}), vt: fakevt.New(vtCfg), dir: t.TempDir(), port: freePort(t)}
+	cbts := httptest.NewServer(w.cb)
+	t.Cleanup(cbts.Close)
+	vtts := httptest.NewServer(w.vt)
+	t.Cleanup(vtts.Close)
+	w.cbURL, w.vtURL = cbts.URL, vtts.URL+"/api/v3"
+	w.confPth = filepath.Join(w.dir, "connector.conf")
+	conf := fmt.Sprintf(`[bridge]
+carbonblack_server_url=%s
+carbonblack_server_token=cb-token
+virustotal_api_token=vt-test-key
+virustotal_url=%s
+listener_port=%d
+listener_address=127.0.0.1
+feed_host=127.0.0.1
+database_url=%s
+log_file=%s
+virustotal_requests_per_minute=0
+virustotal_requests_per_day=0
+virustotal_requests_per_month=0
+sleep_between_batches=1
+virustotal_quick_scan_threads=4
+%s
+`, w.cbURL, w.vtURL, w.port, filepath.Join(w.dir, "cb.db"), filepath.Join(w.dir, "connector.log"), extra)
+	if err := os.WriteFile(w.confPth, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+var fastTune = &carbonblack.Tuning{SyncEvery: 100 * time.Millisecond, PollInterval: 200 * time.Millisecond,
+	Idle: 20 * time.Millisecond, Debounce: 20 * time.Millisecond, Recheck: time.Hour, RetryEvery: 200 * time.Millisecond}
+
+// start runs the connector in the background; stop cancels it and
+// returns its exit status.
+func (w *cbWorld) start(t *testing.T) (stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, cbTune: fastTune}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"carbonblack", "--config", w.confPth}, e) }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(w.dir, "connector.log"))
+			t.Logf("connector log:\n%s\nstderr:\n%s", lastLines(string(b), 40), errb.String())
+		}
+	})
+	return func() int {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Logf("connector stderr:\n%s", errb.String())
+			}
+			return code
+		case <-time.After(30 * time.Second):
+			t.Fatal("connector did not stop within 30 s of cancellation")
+			return -1
+		}
+	}
+}
+
+// expected asks a twin of the VirusTotal simulator (same seed, no quota,
+// no faults: the same objects) which binaries are malicious,
+// independently of the connector: report id → score.
+func (w *cbWorld) expected(t *testing.T, md5s []string) map[string]int {
+	t.Helper()
+	oracle := fakevt.New(fakevt.Config{Seed: w.vtCfg.Seed, UnknownPercent: w.vtCfg.UnknownPercent})
+	c, err := vt.New("oracle", vt.WithBaseURL(simBase), vt.WithHTTPClient(&http.Client{Transport: handlerTransport{oracle}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, m := range md5s {
+		o, err := c.File(context.Background(), m)
+		if errors.Is(err, vt.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := o.Attributes.LastAnalysisStats
+		total := s.Malicious + s.Suspicious + s.Undetected + s.Harmless
+		if s.Malicious >= 1 {
+			want["Binary_"+strings.ToUpper(m)] = max(100*s.Malicious/total, 1)
+		}
+	}
+	return want
+}
+
+func (w *cbWorld) feed(t *testing.T) (map[string]int, []byte) {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/feed.json", w.port))
+	if err != nil {
+		return nil, nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, nil
+	}
+	var f struct {
+		Reports []struct {
+			ID    string `json:"id"`
+			Score int    `json:"score"`
+		} `json:"reports"`
+	}
+	if err := json.Unmarshal(body, &f); err != nil {
+		t.Fatalf("feed is not JSON: %v", err)
+	}
+	got := map[string]int{}
+	for _, r := range f.Reports {
+		if _, dup := got[r.ID]; dup {
+			t.Errorf("report %s twice in the feed", r.ID)
+		}
+		got[r.ID] = r.Score
+	}
+	return got, body
+}
+
+func sameReports(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func keys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// waitFor polls cond every 50 ms until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func md5sOf(bs []fakecb.Binary) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.MD5
+	}
+	return out
+}
+
+// taggedAsWanted reports whether the Cb simulator tagged exactly the
+// binaries of want with their scores, i.e. it synced the current feed.
+func (w *cbWorld) taggedAsWanted(md5s []string, want map[string]int) bool {
+	for _, m := range md5s {
+		score, tagged := w.cb.Tags(m)[carbonblack.FeedName]
+		exp, inFeed := want["Binary_"+strings.ToUpper(m)]
+		if tagged != inFeed || tagged && score != exp {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCarbonBlackEndToEnd(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{Seed: 11, UnknownPercent: 20}, "")
+	start := time.Now().Add(-2 * time.Hour).UTC()
+	bins := w.cb.AddSyntheticBinaries(40, start, time.Minute)
+	md5s := md5sOf(bins)
+	want := w.expected(t, md5s)
+	if len(want) == 0 || len(want) == len(md5s) {
+		t.Fatalf("%d of %d binaries malicious: the mix should have both", len(want), len(md5s))
+	}
+
+	stop := w.start(t)
+	var body []byte
+	var got map[string]int
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("feed %v\nwant %v", got, want)
+			for _, m := range md5s {
+				t.Logf("tags %s: %v", m, w.cb.Tags(m))
+			}
+			t.Logf("feeds: %+v", w.cb.Feeds())
+		}
+	})
+	waitFor(t, 30*time.Second, "the feed to hold exactly the malicious binaries and Cb to tag them", func() bool {
+		got, body = w.feed(t)
+		return sameReports(got, want) && w.taggedAsWanted(md5s, want)
+	})
+	if errs := carbonblack.ValidateFeedJSON(body); len(errs) > 0 {
+		t.Errorf("the served feed is invalid: %v", errs)
+	}
+	feeds := w.cb.Feeds()
+	if len(feeds) != 1 || feeds[0].Name != carbonblack.FeedName || feeds[0].FeedURL != fmt.Sprintf("http://127.0.0.1:%d/feed.json", w.port) || !feeds[0].Enabled {
+		t.Fatalf("feeds on the Cb server: %+v", feeds)
+	}
+
+	// Binaries that appear while the connector runs are collected too.
+	more := w.cb.AddSyntheticBinaries(10, time.Now().UTC().Add(time.Second), time.Second)
+	md5s = append(md5s, md5sOf(more)...)
+	want = w.expected(t, md5s)
+	waitFor(t, 30*time.Second, "new binaries in the feed", func() bool {
+		got, _ := w.feed(t)
+		return sameReports(got, want) && w.taggedAsWanted(md5s, want)
+	})
+	if code := stop(); code != 0 {
+		t.Fatalf("exit status %d after cancellation", code)
+	}
+	requests := w.vt.Stats().Requests
+	if requests != len(md5s) {
+		t.Errorf("%d VirusTotal requests for %d binaries, want one each", requests, len(md5s))
+	}
+
+	// A restart asks VirusTotal nothing new, registers no second feed,
+	// and serves the same feed.
+	stop = w.start(t)
+	waitFor(t, 30*time.Second, "the feed after a restart", func() bool {
+		got, _ := w.feed(t)
+		return sameReports(got, want)
+	})
+	time.Sleep(500 * time.Millisecond) // let the collector pass and the workers idle
+	if code := stop(); code != 0 {
+		t.Fatalf("exit status %d after the second cancellation", code)
+	}
+	if n := w.vt.Stats().Requests; n != requests {
+		t.Errorf("the restart sent %d VirusTotal requests, want none", n-requests)
+	}
+	if n := len(w.cb.Feeds()); n != 1 {
+		t.Errorf("%d feeds on the Cb server after a restart, want 1", n)
+	}
+}
+
+func TestCarbonBlackWithdrawsAndFullSyncs(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{Seed: 5, UnknownPercent: -1}, "")
+	bins := w.cb.AddSyntheticBinaries(15, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	md5s := md5sOf(bins)
+	want := w.expected(t, md5s)
+	stop := w.start(t)
+	waitFor(t, 30*time.Second, "the first feed", func() bool {
+		got, _ := w.feed(t)
+		return sameReports(got, want) && w.taggedAsWanted(md5s, want)
+	})
+	stop()
+	// Raise the threshold above every binary's positives: every report
+	// is withdrawn, which needs a full sync to reach Carbon Black.
+	conf, _ := os.ReadFile(w.confPth)
+	if err := os.WriteFile(w.confPth, append(conf, []byte("feed_min_positives=1000\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fullBefore := w.cb.Stats().FullSyncs
+	stop = w.start(t)
+	defer stop()
+	waitFor(t, 30*time.Second, "an empty feed and no tags left", func() bool {
+		got, _ := w.feed(t)
+		return got != nil && len(got) == 0 && w.taggedAsWanted(md5s, map[string]int{})
+	})
+	if w.cb.Stats().FullSyncs == fullBefore {
+		t.Errorf("no full sync after reports were withdrawn")
+	}
+}
+
+func TestCarbonBlackQuotaAndOutagesLoseNothing(t *testing.T) {
+	// VirusTotal allows 30 a minute and fails one request in four; the
+	// connector is told 100 a minute, so it meets 429s and 503s.
+	w := newCbWorld(t, fakevt.Config{Seed: 3, QuotaPerMinute: 30, FaultRate: 0.25, UnknownPercent: -1}, "virustotal_requests_per_minute=100\n")
+	bins := w.cb.AddSyntheticBinaries(12, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	md5s := md5sOf(bins)
+	want := w.expected(t, md5s)
+	stop := w.start(t)
+	defer stop()
+	waitFor(t, 60*time.Second, "every binary despite faults", func() bool {
+		got, _ := w.feed(t)
+		return sameReports(got, want)
+	})
+}
+
+func TestConfigCheck(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{}, "")
+	r := runCLI(t, http.NotFoundHandler(), "", nil, "config", "check", "--carbonblack", w.confPth)
+	if r.code != 0 || !strings.Contains(r.stdout, "OK") || strings.Contains(r.stdout, "vt-test-key") || strings.Contains(r.stdout, "cb-token") {
+		t.Errorf("config check: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	bad := filepath.Join(w.dir, "bad.conf")
+	os.WriteFile(bad, []byte("[bridge]\ncarbonblack_server_url=ftp://x\nrescan_window=12X\nlistener_port=99999\n"), 0o600)
+	r = runCLI(t, http.NotFoundHandler(), "", nil, "config", "check", "--carbonblack", bad)
+	for _, want := range []string{"carbonblack_server_url", "rescan_window", "listener_port", "carbonblack_server_token", "virustotal_api_token"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("config check of a bad file does not name %s:\n%s", want, r.stderr)
+		}
+	}
+	if r.code != 2 {
+		t.Errorf("exit %d for a bad file, want 2", r.code)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
