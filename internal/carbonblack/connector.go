@@ -23,7 +23,9 @@ type Deps struct {
 	VT     *vt.Client
 	Cb     *Client
 	Log    *slog.Logger
-	// Owner names this process in work leases (e.g. host:pid).
+	// Owner names this connector in work leases; it must be stable across
+	// restarts and unique among processes sharing the database (e.g.
+	// "host/carbonblack").
 	Owner string
 	// Ready, when set, is called with the feed server's address once it
 	// listens (tests and the demo use it).
@@ -64,6 +66,11 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	}
 	if err := d.Store.Resume(ctx); err != nil {
 		return fmt.Errorf("carbonblack: %w", err)
+	}
+	if n, err := d.Store.ReleaseLeases(ctx, d.Owner+"/"); err != nil {
+		return fmt.Errorf("carbonblack: %w", err)
+	} else if n > 0 {
+		log.Warn("took back work left in flight by a previous run that did not stop cleanly", "items", n)
 	}
 	t := Tuning{SyncEvery: time.Minute, PollInterval: 2 * time.Minute, Idle: 5 * time.Second, Debounce: 2 * time.Second, Recheck: time.Hour}
 	if d.Tune != nil {

@@ -15,6 +15,7 @@ import (
 	"image/png"
 	"math"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ type Feed struct {
 func DefaultFeedInfo() FeedInfo {
 	icons := feedIcons()
 	return FeedInfo{
-		Name:        "virustotalconnector",
+		Name:        FeedName,
 		DisplayName: "VirusTotal",
 		ProviderURL: "https://www.virustotal.com/",
 		Summary: "vtconnector looks up the binaries your Carbon Black server collects on VirusTotal, " +
@@ -167,24 +168,32 @@ func buildReport(v Verdict, o FeedOptions) Report {
 	r := Report{
 		ID:          "Binary_" + strings.ToUpper(v.MD5),
 		Timestamp:   reportTimestamp(v),
-		Link:        v.Link,
+		Link:        verdictLink(v),
 		Title:       reportTitle(v, md5),
 		Description: reportDescription(v),
 		Score:       v.Score(),
 		IOCs:        IOCs{MD5: []string{md5}},
 	}
-	sha := strings.ToLower(v.SHA256)
-	if !isHexDigits(sha, 64) {
-		sha = ""
-	}
-	if o.IncludeSHA256 && sha != "" {
+	if sha := strings.ToLower(v.SHA256); o.IncludeSHA256 && isHexDigits(sha, 64) {
 		r.IOCs.SHA256 = []string{sha}
 	}
-	if r.Link == "" {
-		// The GUI finds a file by any of its hashes.
-		r.Link = "https://www.virustotal.com/gui/file/" + cmp.Or(sha, md5)
-	}
 	return r
+}
+
+// verdictLink is v.Link when it is an absolute http(s) URL, else the
+// VirusTotal GUI page of the file's SHA-256 or MD5 (the GUI finds a file
+// by any of its hashes), else "".
+func verdictLink(v Verdict) string {
+	if u, err := url.Parse(v.Link); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		return v.Link
+	}
+	switch sha, md5 := strings.ToLower(v.SHA256), strings.ToLower(v.MD5); {
+	case isHexDigits(sha, 64):
+		return "https://www.virustotal.com/gui/file/" + sha
+	case isHexDigits(md5, 32):
+		return "https://www.virustotal.com/gui/file/" + md5
+	}
+	return ""
 }
 
 // reportTimestamp is UpdatedAt in Unix seconds, falling back to the scan
@@ -212,32 +221,43 @@ func reportTitle(v Verdict, md5 string) string {
 func reportDescription(v Verdict) string {
 	const head = "Detected by: "
 	var b strings.Builder
-	b.WriteString(head)
-	runes, listed := utf8.RuneCountInString(head), 0
+	runes, listed := len(head), 0
 	for i, d := range v.Detections {
 		e := cleanText(d.Engine, maxEngineTextRunes)
 		if e == "" {
 			continue
 		}
-		if res := cleanText(d.Result, maxEngineTextRunes); res != "" {
-			e += " (" + res + ")"
+		res := cleanText(d.Result, maxEngineTextRunes)
+		n := utf8.RuneCountInString(e)
+		if res != "" {
+			n += len(" ()") + utf8.RuneCountInString(res)
 		}
-		sep := ""
 		if listed > 0 {
-			sep = ", "
+			n += len(", ")
 		}
 		// Keep room for the ", and N more" suffix.
-		more := len(v.Detections) - i - 1
 		reserve := 0
-		if more > 0 {
+		if i < len(v.Detections)-1 {
 			reserve = len(", and  more") + len(strconv.Itoa(len(v.Detections)))
 		}
-		n := utf8.RuneCountInString(sep + e)
 		if runes+n+reserve > maxDescriptionRunes {
-			fmt.Fprintf(&b, ", and %d more", len(v.Detections)-i)
+			b.WriteString(", and ")
+			b.WriteString(strconv.Itoa(len(v.Detections) - i))
+			b.WriteString(" more")
 			return b.String()
 		}
-		b.WriteString(sep + e)
+		if listed == 0 {
+			b.Grow(min(maxDescriptionRunes, len(head)+len(v.Detections)*(n+2)) + 8)
+			b.WriteString(head)
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(e)
+		if res != "" {
+			b.WriteString(" (")
+			b.WriteString(res)
+			b.WriteByte(')')
+		}
 		runes += n
 		listed++
 	}
@@ -253,6 +273,9 @@ func reportDescription(v Verdict) string {
 // and zero-width characters) and invalid UTF-8 are dropped, and a text cut
 // short ends with "…".
 func cleanText(s string, maxRunes int) string {
+	if isCleanASCII(s) && len(s) <= maxRunes {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(min(len(s), 4*maxRunes))
 	n, space := 0, false
@@ -290,6 +313,24 @@ func cleanText(s string, maxRunes int) string {
 		n++
 	}
 	return b.String()
+}
+
+// isCleanASCII reports whether s is printable ASCII words separated by
+// single spaces, which cleanText leaves as they are.
+func isCleanASCII(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if c == ' ' {
+			if i == 0 || i == len(s)-1 || s[i-1] == ' ' {
+				return false
+			}
+			continue
+		}
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func isHexDigits(s string, n int) bool {
@@ -1017,8 +1058,11 @@ func (c *FeedCache) Render(info FeedInfo, reports []Report) error {
 // encodeFeed streams the document into one buffer: the feedinfo, then one
 // report per line.
 func encodeFeed(info FeedInfo, reports []Report, sizeHint int) ([]byte, error) {
+	if sizeHint == 0 {
+		sizeHint = estimateFeedSize(info, reports)
+	}
 	var buf bytes.Buffer
-	buf.Grow(max(sizeHint+sizeHint/8, 4096+len(info.Icon)+len(info.IconSmall)+len(reports)*400))
+	buf.Grow(sizeHint + sizeHint/16)
 	enc := json.NewEncoder(&buf)
 	buf.WriteString(`{"feedinfo":`)
 	if err := enc.Encode(info); err != nil {
@@ -1041,6 +1085,30 @@ func encodeFeed(info FeedInfo, reports []Report, sizeHint int) ([]byte, error) {
 	}
 	buf.WriteString("]}\n")
 	return buf.Bytes(), nil
+}
+
+// estimateFeedSize guesses the body's size from a sample of reports, so
+// that the first render's buffer is allocated once.
+func estimateFeedSize(info FeedInfo, reports []Report) int {
+	size := 4096 + len(info.Summary) + len(info.TechData) + len(info.Icon) + len(info.IconSmall)
+	if len(reports) == 0 {
+		return size
+	}
+	const samples = 64
+	step := max(1, len(reports)/samples)
+	sampled, bytes := 0, 0
+	for i := 0; i < len(reports); i += step {
+		b, err := json.Marshal(&reports[i])
+		if err != nil {
+			break
+		}
+		sampled++
+		bytes += len(b) + 2
+	}
+	if sampled == 0 {
+		return size
+	}
+	return size + bytes/sampled*len(reports)
 }
 
 // ---------------------------------------------------------------------

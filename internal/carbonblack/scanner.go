@@ -52,7 +52,7 @@ type ScannerConfig struct {
 	MaxBinarySize int64
 	TempDir       string
 	Owner         string        // lease owner name, unique per process
-	Lease         time.Duration // default 10 min
+	Lease         time.Duration // default 2 min, extended while the work lasts
 	QuotaWait     time.Duration // longest wait for quota before parking the item (default 5 min)
 	PollInterval  time.Duration // between polls of a pending analysis (default 2 min)
 	Idle          time.Duration // sleep when nothing is ready (default 5 s)
@@ -78,7 +78,7 @@ type Scanner struct {
 // NewScanner returns a scanner. onChange is called after a verdict changed.
 func NewScanner(st scanStore, eng *engine.Engine, files vtFiles, cb binaryDownloader, cfg ScannerConfig, log *slog.Logger, onChange func()) *Scanner {
 	if cfg.Lease <= 0 {
-		cfg.Lease = 10 * time.Minute
+		cfg.Lease = 2 * time.Minute
 	}
 	if cfg.QuotaWait <= 0 {
 		cfg.QuotaWait = 5 * time.Minute

@@ -306,18 +306,49 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusServiceUnavailable)
 		return
 	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Vary", "Accept-Encoding")
 	body, etag := snap.Body, snap.ETag
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
+	if gz {
 		body, etag = snap.Gzip, snap.GzipETag()
-		h.Set("Content-Encoding", "gzip")
 	}
 	h.Set("ETag", etag)
-	// ServeContent answers If-None-Match / If-Modified-Since with 304,
-	// sets Content-Length and Last-Modified, and handles HEAD and ranges.
-	http.ServeContent(w, r, "", snap.RenderedAt, bytes.NewReader(body))
+	h.Set("Last-Modified", snap.RenderedAt.UTC().Format(http.TimeFormat))
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("Cache-Control", "no-cache")
+	if notModified(r, etag, snap.RenderedAt) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// notModified evaluates If-None-Match (weak comparison, as RFC 9110
+// §13.1.2 asks) or, when it is absent, If-Modified-Since.
+func notModified(r *http.Request, etag string, modified time.Time) bool {
+	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 {
+		for _, list := range inm {
+			for tag := range strings.SplitSeq(list, ",") {
+				tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+				if tag == "*" || tag == strings.TrimPrefix(etag, "W/") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		t, err := http.ParseTime(ims)
+		return err == nil && !modified.Truncate(time.Second).After(t)
+	}
+	return false
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip:
@@ -462,13 +493,13 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 			SHA256:  v.SHA256,
 			Verdict: "not found",
 			Label:   cleanText(v.Label, 200),
-			Link:    v.Link,
 			Updated: formatIndexTime(v.UpdatedAt),
 			Score:   v.Score(),
 		}
 		if v.Found {
 			row.Verdict = fmt.Sprintf("%d / %d", v.Positives, v.Total)
 			row.Detected = v.Positives > 0
+			row.Link = verdictLink(v)
 		}
 		p.Rows = append(p.Rows, row)
 	}

@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -184,6 +185,31 @@ func TestFeedJSON(t *testing.T) {
 			t.Errorf("status %d", resp.StatusCode)
 		}
 	})
+	t.Run("a weak form of the tag gives 304", func(t *testing.T) {
+		resp, _ := feedGet(t, srv.Client(), url, map[string]string{"If-None-Match": "W/" + snap.ETag})
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("status %d", resp.StatusCode)
+		}
+	})
+	t.Run("a star gives 304 without entity headers", func(t *testing.T) {
+		resp, _ := feedGet(t, srv.Client(), url, map[string]string{"If-None-Match": "*", "Accept-Encoding": "gzip"})
+		if resp.StatusCode != http.StatusNotModified || resp.Header.Get("Content-Encoding") != "" ||
+			resp.Header.Get("Content-Type") != "" || resp.Header.Get("Etag") != snap.GzipETag() {
+			t.Errorf("status %d, headers %v", resp.StatusCode, resp.Header)
+		}
+	})
+	t.Run("an older If-Modified-Since gives 200", func(t *testing.T) {
+		resp, _ := feedGet(t, srv.Client(), url, map[string]string{"If-Modified-Since": "Sat, 02 Mar 2024 08:29:59 GMT"})
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("status %d", resp.StatusCode)
+		}
+	})
+	t.Run("If-None-Match wins over If-Modified-Since", func(t *testing.T) {
+		resp, _ := feedGet(t, srv.Client(), url, map[string]string{"If-None-Match": `"stale"`, "If-Modified-Since": "Sat, 02 Mar 2024 08:30:00 GMT"})
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("status %d", resp.StatusCode)
+		}
+	})
 	t.Run("HEAD has the length but no body", func(t *testing.T) {
 		resp, body := feedDo(t, srv.Client(), http.MethodHead, url, nil)
 		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(snap.Body)) {
@@ -239,6 +265,28 @@ func TestFeedJSONGzip(t *testing.T) {
 	plain, _ = io.ReadAll(resp2.Body)
 	if !resp2.Uncompressed || !bytes.Equal(plain, snap.Body) {
 		t.Errorf("default client: uncompressed %v, body matches %v", resp2.Uncompressed, bytes.Equal(plain, snap.Body))
+	}
+}
+
+// TestFeedJSONLargeHasContentLength checks Content-Length on bodies too
+// large for net/http to measure on its own, in both encodings.
+func TestFeedJSONLargeHasContentLength(t *testing.T) {
+	srv, cache, _ := newTestFeedServer(t, ServerConfig{}, nil)
+	if err := cache.Render(goldenFeedInfo(t), BuildReports(syntheticVerdicts(2000), FeedOptions{IncludeSHA256: true})); err != nil {
+		t.Fatal(err)
+	}
+	snap := cache.Current()
+	for _, tc := range []struct {
+		encoding string
+		want     []byte
+	}{{"", snap.Body}, {"gzip", snap.Gzip}} {
+		resp, body := feedGet(t, srv.Client(), srv.URL+"/feed.json", map[string]string{"Accept-Encoding": tc.encoding})
+		if len(tc.want) < 64<<10 {
+			t.Fatalf("%q body is only %d bytes", tc.encoding, len(tc.want))
+		}
+		if resp.ContentLength != int64(len(tc.want)) || len(resp.TransferEncoding) != 0 || !bytes.Equal(body, tc.want) {
+			t.Errorf("%q: Content-Length %d, Transfer-Encoding %v, want %d bytes", tc.encoding, resp.ContentLength, resp.TransferEncoding, len(tc.want))
+		}
 	}
 }
 
@@ -404,12 +452,12 @@ func TestServerConfigValidate(t *testing.T) {
 // indexTestVerdicts are seven verdicts, hostile values included.
 func indexTestVerdicts() []Verdict {
 	vs := goldenVerdicts()
-	vs = append(vs, Verdict{
+	// On page 2 of 3 when pages have three rows.
+	return slices.Insert(vs, 3, Verdict{
 		MD5: "<b>NOTANMD5</b>", SHA256: `"><script>alert(1)</script>`, Found: true, Positives: 1, Total: 2,
 		Label: "<img src=x onerror=alert(1)>\n\x00label", UpdatedAt: feedTestTime.Add(time.Hour),
 		Link: "javascript:alert(document.cookie)",
 	})
-	return vs
 }
 
 func TestIndexGolden(t *testing.T) {

@@ -154,7 +154,9 @@ func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log 
 	sched := engine.NewScheduler(st.Ledger(engine.KeyID(cfg.VTAPIToken.Reveal())), lim, cfg.VTTimeout, log)
 	eng := engine.New(client, st, sched, engine.Options{Log: log})
 	host, _ := os.Hostname()
-	d := carbonblack.Deps{Store: st, Engine: eng, VT: client, Cb: cb, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid())}
+	// A stable name: a restarted connector takes back at once the work its
+	// previous incarnation held when it died.
+	d := carbonblack.Deps{Store: st, Engine: eng, VT: client, Cb: cb, Log: log, Owner: host + "/carbonblack"}
 	return d, func() { sched.Close(); st.Close() }, nil
 }
 

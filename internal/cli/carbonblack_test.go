@@ -11,15 +11,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vtconnector/vtconnector/internal/carbonblack"
 	fakecb "github.com/vtconnector/vtconnector/internal/fake/carbonblack"
 	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
+	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -211,6 +214,18 @@ func md5sOf(bs []fakecb.Binary) []string {
 	return out
 }
 
+// idle reports whether the connector's queue has no open item left.
+func (w *cbWorld) idle(t *testing.T) bool {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
+	if err != nil {
+		return false
+	}
+	defer st.Close()
+	qs, err := st.Stats(context.Background())
+	return err == nil && qs.Open() == 0 && len(qs.Counts) > 0
+}
+
 // taggedAsWanted reports whether the Cb simulator tagged exactly the
 // binaries of want with their scores, i.e. it synced the current feed.
 func (w *cbWorld) taggedAsWanted(md5s []string, want map[string]int) bool {
@@ -243,12 +258,12 @@ func TestCarbonBlackEndToEnd(t *testing.T) {
 			for _, m := range md5s {
 				t.Logf("tags %s: %v", m, w.cb.Tags(m))
 			}
-			t.Logf("feeds: %+v", w.cb.Feeds())
+			t.Logf("%d feeds on the Cb server", len(w.cb.Feeds()))
 		}
 	})
 	waitFor(t, 30*time.Second, "the feed to hold exactly the malicious binaries and Cb to tag them", func() bool {
 		got, body = w.feed(t)
-		return sameReports(got, want) && w.taggedAsWanted(md5s, want)
+		return sameReports(got, want) && w.taggedAsWanted(md5s, want) && w.idle(t)
 	})
 	if errs := carbonblack.ValidateFeedJSON(body); len(errs) > 0 {
 		t.Errorf("the served feed is invalid: %v", errs)
@@ -264,7 +279,7 @@ func TestCarbonBlackEndToEnd(t *testing.T) {
 	want = w.expected(t, md5s)
 	waitFor(t, 30*time.Second, "new binaries in the feed", func() bool {
 		got, _ := w.feed(t)
-		return sameReports(got, want) && w.taggedAsWanted(md5s, want)
+		return sameReports(got, want) && w.taggedAsWanted(md5s, want) && w.idle(t)
 	})
 	if code := stop(); code != 0 {
 		t.Fatalf("exit status %d after cancellation", code)
@@ -362,4 +377,87 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// child runs the command line in a new process of the test binary.
+func child(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	b, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "VTC_CLI_CHILD_ARGS="+string(b), "VTC_CLI_CHILD_FAST=1")
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &errb, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("child output:\n%s", lastLines(errb.String(), 30))
+		}
+	})
+	return cmd
+}
+
+func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	// Slow answers, so that the kill lands in the middle of the work.
+	w := newCbWorld(t, fakevt.Config{Seed: 21, UnknownPercent: 10, Latency: 40 * time.Millisecond}, "virustotal_quick_scan_threads=2\n")
+	bins := w.cb.AddSyntheticBinaries(60, time.Now().Add(-3*time.Hour).UTC(), time.Minute)
+	md5s := md5sOf(bins)
+	want := w.expected(t, md5s)
+
+	first := child(t, "carbonblack", "--config", w.confPth)
+	waitFor(t, 30*time.Second, "the first process to be half way", func() bool { return w.vt.Stats().Requests >= 20 })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	killedAt := w.vt.Stats().Requests
+	if killedAt >= len(md5s) {
+		t.Fatalf("all %d binaries were looked up before the kill; the test proves nothing", len(md5s))
+	}
+
+	second := child(t, "carbonblack", "--config", w.confPth)
+	st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waitFor(t, 60*time.Second, "the restarted connector to finish every binary and the feed", func() bool {
+		qs, err := st.Stats(context.Background())
+		if err != nil || qs.Open() != 0 {
+			return false
+		}
+		got, _ := w.feed(t)
+		return sameReports(got, want) && w.taggedAsWanted(md5s, want)
+	})
+	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Wait(); err != nil {
+		t.Fatalf("graceful stop after SIGTERM: %v", err)
+	}
+
+	// Nothing lost, nothing twice: one queue item per binary, all finished;
+	// at most the lookups in flight at the kill (2 workers) were repeated.
+	qs, err := st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := qs.Count(carbonblack.KindBinary, store.StateDone) + qs.Count(carbonblack.KindBinary, store.StateNotFound)
+	if finished != int64(len(md5s)) || qs.Open() != 0 {
+		t.Errorf("queue after the restart: %+v; want %d finished items and none open", qs.Counts, len(md5s))
+	}
+	if n := w.vt.Stats().Requests; n > len(md5s)+2 {
+		t.Errorf("%d VirusTotal requests for %d binaries: more than the 2 in flight at the kill were repeated", n, len(md5s))
+	}
+	if n := len(w.cb.Feeds()); n != 1 {
+		t.Errorf("%d feeds registered, want 1", n)
+	}
 }

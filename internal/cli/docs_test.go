@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/vtconnector/vtconnector/internal/config"
 )
 
 // TestEveryFlagIsDocumented keeps docs/CONFIGURATION.md complete.
@@ -31,4 +33,17 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// TestEveryConfigKeyIsDocumented keeps the connector.conf table complete.
+func TestEveryConfigKeyIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/CONFIGURATION.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range config.CarbonBlackOptions() {
+		if !strings.Contains(string(doc), "| `"+o.INI+"` |") {
+			t.Errorf("connector.conf key %s is not in docs/CONFIGURATION.md", o.INI)
+		}
+	}
 }

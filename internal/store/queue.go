@@ -608,3 +608,25 @@ func (s *Store) Stats(ctx context.Context) (QueueStats, error) {
 	}
 	return st, nil
 }
+
+const releaseSQL = `UPDATE work_items SET state = 'queued', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL, updated_at = $1
+WHERE state = 'leased' AND substr(lease_owner, 1, $3) = $2`
+
+// ReleaseLeases hands back, at once and without counting an attempt,
+// every item leased by an owner whose name starts with prefix: a process
+// restarting under the same name calls it for the leases its previous
+// incarnation held when it died, instead of waiting for them to expire.
+func (s *Store) ReleaseLeases(ctx context.Context, prefix string) (int64, error) {
+	if prefix == "" {
+		return 0, errors.New("store: release leases: empty owner prefix")
+	}
+	res, err := s.exec(ctx, releaseSQL, dbTime(s.now()), prefix, len(prefix))
+	if err != nil {
+		return 0, fmt.Errorf("store: release leases: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: release leases: %w", err)
+	}
+	return n, nil
+}

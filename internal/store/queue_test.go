@@ -626,3 +626,36 @@ func TestRequeueOlder(t *testing.T) {
 		}
 	})
 }
+
+func TestReleaseLeases(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		s := openStore(t, dsn)
+		for _, k := range []string{"a", "b", "c"} {
+			mustEnqueue(t, s, NewItem{Kind: "k", Key: k})
+		}
+		if its, err := s.Claim(ctx, "host1/cb/quick-0", []string{"k"}, 2, time.Hour); err != nil || len(its) != 2 {
+			t.Fatalf("Claim = %v, %v", its, err)
+		}
+		if its, err := s.Claim(ctx, "host2/cb/quick-0", []string{"k"}, 1, time.Hour); err != nil || len(its) != 1 {
+			t.Fatalf("Claim = %v, %v", its, err)
+		}
+		n, err := s.ReleaseLeases(ctx, "host1/cb/")
+		if n != 2 || err != nil {
+			t.Fatalf("ReleaseLeases = %d, %v; want the 2 of host1", n, err)
+		}
+		its, err := s.Claim(ctx, "host1/cb/quick-1", []string{"k"}, 5, time.Hour)
+		if err != nil || len(its) != 2 {
+			t.Fatalf("after release, Claim = %v, %v; want the 2 released items", its, err)
+		}
+		for _, it := range its {
+			if it.Attempts != 0 {
+				t.Errorf("released item %s has %d attempts, want 0", it.Key, it.Attempts)
+			}
+		}
+		if _, err := s.ReleaseLeases(ctx, ""); err == nil {
+			t.Error("an empty prefix was accepted")
+		}
+	})
+}

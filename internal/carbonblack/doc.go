@@ -1,0 +1,17 @@
+// Package carbonblack is the Carbon Black EDR (Cb Response) front of
+// vtconnector, a drop-in for the original VirusTotal connector: it talks to
+// the Cb REST API, collects binaries, has them looked up through the
+// engine, and publishes the verdicts as a Carbon Black threat-intelligence
+// feed.
+//
+// The feed part owns the feed format (FeedInfo, Report, BuildReports), a
+// validator with the rules of carbonblack/cbfeeds (ValidateFeed,
+// ValidateFeedJSON), a cache that renders the document once per change
+// (FeedCache: body, gzip form and strong ETag swapped atomically) and the
+// HTTP server that serves it (Server: /feed.json, /binaries.html,
+// /healthz). The server reads verdicts through the one-method
+// VerdictLister it declares; it knows nothing of the store.
+//
+// The package must not import other fronts (opencti, cli) and never calls
+// VirusTotal except through the engine and the vt client it is given.
+package carbonblack

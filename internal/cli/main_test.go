@@ -1,0 +1,30 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+)
+
+// TestMain lets tests run the command line in a child process (the test
+// binary itself), so that a test can SIGKILL a running connector.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("VTC_CLI_CHILD_ARGS"); args != "" {
+		var argv []string
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			os.Exit(99)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+		if os.Getenv("VTC_CLI_CHILD_FAST") != "" {
+			e.cbTune = fastTune
+		}
+		code := run(ctx, argv, e)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
