@@ -461,3 +461,78 @@ func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("%d feeds registered, want 1", n)
 	}
 }
+
+func TestCarbonBlackDeepScanUploadsUnknownBinaries(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{Seed: 8, UnknownPercent: 100, AnalysisDelay: 300 * time.Millisecond},
+		"submit_full_binaries=1\nvirustotal_deep_scan_threads=2\n")
+	bins := w.cb.AddSyntheticBinaries(6, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	stop := w.start(t)
+	defer stop()
+	st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waitFor(t, 30*time.Second, "every unknown binary uploaded, analysed and known", func() bool {
+		for _, b := range bins {
+			r, ok, err := st.GetResult(context.Background(), carbonblack.ResultsNS, b.MD5)
+			if err != nil || !ok {
+				return false
+			}
+			var v carbonblack.Verdict
+			if json.Unmarshal(r.Value, &v) != nil || !v.Found || v.SHA256 == "" {
+				return false
+			}
+		}
+		return w.idle(t)
+	})
+	vs := w.vt.Stats()
+	if up := vs.ByEndpoint["POST /files"]; up != len(bins) {
+		t.Errorf("%d uploads for %d unknown binaries, want one each (endpoints %v)", up, len(bins), vs.ByEndpoint)
+	}
+	if dl := w.cb.Stats().Downloads; dl != len(bins) {
+		t.Errorf("%d downloads from Carbon Black, want %d", dl, len(bins))
+	}
+	// The uploaded bytes are the binaries' own: VirusTotal's SHA-256 of
+	// each upload is the binary's.
+	for _, b := range bins {
+		r, _, _ := st.GetResult(context.Background(), carbonblack.ResultsNS, b.MD5)
+		var v carbonblack.Verdict
+		_ = json.Unmarshal(r.Value, &v)
+		if b.SHA256 != "" && !strings.EqualFold(v.SHA256, b.SHA256) {
+			t.Errorf("binary %s: VirusTotal knows SHA-256 %s, the binary's is %s", b.MD5, v.SHA256, b.SHA256)
+		}
+	}
+}
+
+func TestCarbonBlackNoUploadWithoutDoubleOptIn(t *testing.T) {
+	// Deep threads without submit_full_binaries: nothing leaves.
+	w := newCbWorld(t, fakevt.Config{Seed: 8, UnknownPercent: 100}, "virustotal_deep_scan_threads=2\n")
+	w.cb.AddSyntheticBinaries(4, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	stop := w.start(t)
+	defer stop()
+	waitFor(t, 30*time.Second, "every binary looked up", func() bool { return w.idle(t) })
+	if up := w.vt.Stats().ByEndpoint["POST /files"]; up != 0 {
+		t.Errorf("%d uploads although submit_full_binaries is off", up)
+	}
+	if dl := w.cb.Stats().Downloads; dl != 0 {
+		t.Errorf("%d binaries downloaded although uploads are off", dl)
+	}
+}
+
+func TestCarbonBlackRescanWindow(t *testing.T) {
+	// Every synthetic report is older than a day: each found binary gets
+	// one rescan, whose result is collected.
+	w := newCbWorld(t, fakevt.Config{Seed: 9, UnknownPercent: -1, AnalysisDelay: 200 * time.Millisecond}, "rescan_window=1D\n")
+	bins := w.cb.AddSyntheticBinaries(5, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	stop := w.start(t)
+	defer stop()
+	waitFor(t, 30*time.Second, "rescans requested and collected", func() bool { return w.idle(t) })
+	vs := w.vt.Stats()
+	if n := vs.ByEndpoint["POST /files/{id}/analyse"]; n != len(bins) {
+		t.Errorf("%d rescans for %d binaries, want one each (endpoints %v)", n, len(bins), vs.ByEndpoint)
+	}
+	if n := vs.ByEndpoint["GET /analyses/{id}"]; n < len(bins) {
+		t.Errorf("%d analysis polls, want at least one per binary", n)
+	}
+}
