@@ -47,3 +47,21 @@ func TestEveryConfigKeyIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedExampleParses keeps packaging/connector.conf.example valid
+// once its two secrets are filled in.
+func TestShippedExampleParses(t *testing.T) {
+	b, err := os.ReadFile("../../packaging/connector.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "carbonblack_server_token=\n", "carbonblack_server_token=t\n", 1)
+	s = strings.Replace(s, "virustotal_api_token=\n", "virustotal_api_token=k\n", 1)
+	cfg, _, err := config.ParseCarbonBlack([]byte(s), "connector.conf.example")
+	if err != nil {
+		t.Fatalf("the shipped example does not parse: %v", err)
+	}
+	if cfg.FeedURL() != "http://127.0.0.1:4000/feed.json" || cfg.UploadsEnabled() {
+		t.Errorf("example: feed URL %s, uploads %v; want the original's port 4000 and no uploads", cfg.FeedURL(), cfg.UploadsEnabled())
+	}
+}
