@@ -61,6 +61,8 @@ type Collector struct {
 	st  collectorStore
 	cfg CollectorConfig
 	log *slog.Logger
+	// OnQueued is called after new binaries were queued.
+	OnQueued func()
 }
 
 // NewCollector returns a collector.
@@ -199,6 +201,9 @@ func (c *Collector) Pass(ctx context.Context) (int, error) {
 				return queued, fmt.Errorf("carbonblack: collector: queue binaries: %w", err)
 			}
 			queued += n
+			if n > 0 && c.OnQueued != nil {
+				c.OnQueued()
+			}
 		}
 		full := len(page.Results)+skipped >= c.cfg.PageSize
 		if !full {

@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	} else if n > 0 {
 		log.Warn("took back work left in flight by a previous run that did not stop cleanly", "items", n)
 	}
-	t := Tuning{SyncEvery: time.Minute, PollInterval: 2 * time.Minute, Idle: 5 * time.Second, Debounce: 2 * time.Second, Recheck: time.Hour}
+	t := Tuning{SyncEvery: time.Minute, PollInterval: 2 * time.Minute, Idle: 5 * time.Second, Debounce: 500 * time.Millisecond, Recheck: time.Hour, RetryEvery: 30 * time.Second}
 	if d.Tune != nil {
 		t = *d.Tune
 	}
@@ -99,6 +99,7 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 		RescanWindow: cfg.RescanWindow, MaxBinarySize: cfg.MaxBinarySize, TempDir: tmp, Owner: d.Owner,
 		PollInterval: t.PollInterval, Idle: t.Idle,
 	}, log.With("part", "scanner"), pub.Changed)
+	col.OnQueued = scan.Wake
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })

@@ -135,10 +135,12 @@ const (
 //
 // A report's id is Binary_<MD5 in upper case>, the original connector's id,
 // so that reports keep their identity on servers that synced the original
-// feed. The md5 IOC is in lower case: the validator accepts either case and
-// Carbon Black matches either (the original connector's upper-case IOCs
-// and the lower-case ones of cbfeeds' own template feed both hit), and lower
-// case is the form of the sha256 IOC and of the hashes in the report link.
+// feed. The md5 IOC is in lower case: the cbfeeds validator accepts either
+// case; lower case is what cbfeeds' own QA template feed uses and how the
+// server recorded its built-in VirusTotal feed's hits (alliance_data_*),
+// while production feeds with upper-case MD5s (ThreatConnect's, the
+// original connector's) show that the server does not depend on case; and
+// it is the form of the sha256 IOC and of the hash in the report link.
 func BuildReports(vs []Verdict, o FeedOptions) []Report {
 	minPos := max(o.MinPositives, 1)
 	byID := make(map[string]int, len(vs)) // report id -> index in out
@@ -989,10 +991,9 @@ func (s *FeedSnapshot) GzipETag() string {
 // FeedCache holds the rendered feed. Render builds a new snapshot and
 // swaps it in atomically; readers (Current) never wait for a render.
 type FeedCache struct {
-	mu       sync.Mutex // serialises renders
-	cur      atomic.Pointer[FeedSnapshot]
-	sizeHint int // the previous body's size, guarded by mu
-	now      func() time.Time
+	mu  sync.Mutex // serialises renders
+	cur atomic.Pointer[FeedSnapshot]
+	now func() time.Time
 }
 
 // NewFeedCache returns an empty cache: Current is nil until the first
@@ -1004,63 +1005,78 @@ func NewFeedCache() *FeedCache {
 // Current returns the current snapshot, or nil before the first render.
 func (c *FeedCache) Current() *FeedSnapshot { return c.cur.Load() }
 
-// gzipLevel trades render time for size: level 1 compresses feed JSON
-// about 6:1 at several times the speed of the default level.
-const gzipLevel = gzip.BestSpeed
+// gzipLevel trades render time for size: on a 100,000-report feed level 2
+// is as fast as level 1 (about 190 ms) and compresses 8.5:1, where the
+// default level 6 takes twice as long for 9.3:1.
+const gzipLevel = 2
 
 // Render validates the feed (ValidateFeed), serialises it and compresses
 // it, then makes it current. An invalid feed is refused with the problems
 // joined in the error, and the previous snapshot stays current. When the
 // body is byte-for-byte unchanged the current snapshot, and its
-// RenderedAt, are kept.
+// RenderedAt, are kept. Renders are serialised; readers are never blocked.
 //
 // The body has one report per line, which keeps it valid JSON and makes
-// golden files diffable.
+// golden files diffable. Validation runs alongside the encoding, and the
+// hash alongside the compression.
 func (c *FeedCache) Render(info FeedInfo, reports []Report) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	if errs := ValidateFeed(Feed{FeedInfo: info, Reports: reports}); len(errs) > 0 {
+	var (
+		wg   sync.WaitGroup
+		errs []error
+	)
+	wg.Go(func() { errs = ValidateFeed(Feed{FeedInfo: info, Reports: reports}) })
+	body, err := encodeFeed(info, reports)
+	wg.Wait()
+	if len(errs) > 0 {
 		return fmt.Errorf("carbonblack: render feed: %w", errors.Join(errs...))
 	}
-	body, err := encodeFeed(info, reports, c.sizeHint)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
-	if old := c.cur.Load(); old != nil && old.ETag == etag && bytes.Equal(old.Body, body) {
+	if old := c.cur.Load(); old != nil && bytes.Equal(old.Body, body) {
 		return nil
 	}
-	var gz bytes.Buffer
-	gz.Grow(len(body)/5 + 512)
-	zw, err := gzip.NewWriterLevel(&gz, gzipLevel)
+
+	var sum [sha256.Size]byte
+	wg.Go(func() { sum = sha256.Sum256(body) })
+	gz, err := gzipBytes(body)
+	wg.Wait()
 	if err != nil {
-		return fmt.Errorf("carbonblack: render feed: %w", err)
+		return err
 	}
-	if _, err := zw.Write(body); err != nil {
-		return fmt.Errorf("carbonblack: render feed: gzip: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("carbonblack: render feed: gzip: %w", err)
-	}
-	c.sizeHint = len(body)
 	c.cur.Store(&FeedSnapshot{
 		Body:       body,
-		Gzip:       slices.Clip(gz.Bytes()),
-		ETag:       etag,
+		Gzip:       gz,
+		ETag:       `"` + hex.EncodeToString(sum[:16]) + `"`,
 		Reports:    len(reports),
 		RenderedAt: c.now().UTC(),
 	})
 	return nil
 }
 
+func gzipBytes(body []byte) ([]byte, error) {
+	var gz bytes.Buffer
+	gz.Grow(len(body)/6 + 512)
+	zw, err := gzip.NewWriterLevel(&gz, gzipLevel)
+	if err != nil {
+		return nil, fmt.Errorf("carbonblack: render feed: %w", err)
+	}
+	if _, err := zw.Write(body); err != nil {
+		return nil, fmt.Errorf("carbonblack: render feed: gzip: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("carbonblack: render feed: gzip: %w", err)
+	}
+	return slices.Clip(gz.Bytes()), nil
+}
+
 // encodeFeed streams the document into one buffer: the feedinfo, then one
 // report per line.
-func encodeFeed(info FeedInfo, reports []Report, sizeHint int) ([]byte, error) {
-	if sizeHint == 0 {
-		sizeHint = estimateFeedSize(info, reports)
-	}
+func encodeFeed(info FeedInfo, reports []Report) ([]byte, error) {
+	sizeHint := estimateFeedSize(info, reports)
 	var buf bytes.Buffer
 	buf.Grow(sizeHint + sizeHint/16)
 	enc := json.NewEncoder(&buf)
@@ -1088,7 +1104,7 @@ func encodeFeed(info FeedInfo, reports []Report, sizeHint int) ([]byte, error) {
 }
 
 // estimateFeedSize guesses the body's size from a sample of reports, so
-// that the first render's buffer is allocated once.
+// that the buffer is allocated once.
 func estimateFeedSize(info FeedInfo, reports []Report) int {
 	size := 4096 + len(info.Summary) + len(info.TechData) + len(info.Icon) + len(info.IconSmall)
 	if len(reports) == 0 {

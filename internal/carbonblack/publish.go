@@ -67,7 +67,7 @@ type Publisher struct {
 // NewPublisher returns a publisher rendering into cache.
 func NewPublisher(st resultLister, cache *FeedCache, info FeedInfo, opts FeedOptions, sync syncer, log *slog.Logger) *Publisher {
 	return &Publisher{verdicts: StoreVerdicts{st}, cache: cache, info: info, opts: opts, sync: sync, log: log,
-		debounce: 2 * time.Second, changed: make(chan struct{}, 1), rendered: make(chan struct{})}
+		debounce: 500 * time.Millisecond, changed: make(chan struct{}, 1), rendered: make(chan struct{})}
 }
 
 // Rendered is closed once the feed has been rendered: before that the

@@ -73,6 +73,31 @@ type Scanner struct {
 	onChange func()
 
 	pauseReported atomic.Bool
+
+	kickMu sync.Mutex
+	kick   chan struct{} // closed (and replaced) by Wake
+}
+
+// Wake wakes idle workers at once, e.g. after the collector queued work.
+func (s *Scanner) Wake() {
+	s.kickMu.Lock()
+	defer s.kickMu.Unlock()
+	close(s.kick)
+	s.kick = make(chan struct{})
+}
+
+// idle waits until Wake, the idle interval, or the end of ctx.
+func (s *Scanner) idle(ctx context.Context) {
+	s.kickMu.Lock()
+	k := s.kick
+	s.kickMu.Unlock()
+	t := time.NewTimer(s.cfg.Idle)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-k:
+	}
 }
 
 // NewScanner returns a scanner. onChange is called after a verdict changed.
@@ -95,7 +120,7 @@ func NewScanner(st scanStore, eng *engine.Engine, files vtFiles, cb binaryDownlo
 	if onChange == nil {
 		onChange = func() {}
 	}
-	return &Scanner{st: st, eng: eng, files: files, cb: cb, cfg: cfg, log: log, onChange: onChange}
+	return &Scanner{st: st, eng: eng, files: files, cb: cb, cfg: cfg, log: log, onChange: onChange, kick: make(chan struct{})}
 }
 
 // Run runs the workers until ctx ends; items in flight are finished or
@@ -127,7 +152,7 @@ func (s *Scanner) worker(ctx context.Context, name string, kinds []string) {
 		}
 		if len(items) == 0 {
 			s.reportPause(ctx)
-			_ = sleepCtx(ctx, s.cfg.Idle)
+			s.idle(ctx)
 			continue
 		}
 		s.pauseReported.Store(false)
@@ -216,6 +241,7 @@ func (s *Scanner) quick(ctx context.Context, it store.Item, p binaryPayload) sto
 			if _, err := s.st.Enqueue(ctx, store.NewItem{Kind: KindDeep, Key: p.MD5, Payload: payload, Priority: it.Priority}); err != nil {
 				return store.Transient(fmt.Errorf("queue deep scan: %w", err))
 			}
+			s.Wake()
 		}
 		return store.NotFound()
 	}

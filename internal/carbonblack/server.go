@@ -53,6 +53,9 @@ type ServerConfig struct {
 // Validate reports configuration mistakes.
 func (c ServerConfig) Validate() error {
 	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("the listen address is empty"))
+	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, errors.New("cert_file and key_file must both be set or both be empty"))
 	}

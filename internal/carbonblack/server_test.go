@@ -428,12 +428,13 @@ func TestServerConfigValidate(t *testing.T) {
 		cfg  ServerConfig
 		ok   bool
 	}{
-		{"defaults", ServerConfig{}, true},
-		{"auth", ServerConfig{Username: "u", Password: "p"}, true},
-		{"user without password", ServerConfig{Username: "u"}, false},
-		{"password without user", ServerConfig{Password: "p"}, false},
-		{"cert without key", ServerConfig{CertFile: "c.pem"}, false},
-		{"page size too large", ServerConfig{PageSize: 5000}, false},
+		{"defaults", ServerConfig{Addr: "127.0.0.1:4000"}, true},
+		{"auth and TLS", ServerConfig{Addr: ":4000", Username: "u", Password: "p", CertFile: "c.pem", KeyFile: "k.pem"}, true},
+		{"no address", ServerConfig{}, false},
+		{"user without password", ServerConfig{Addr: ":4000", Username: "u"}, false},
+		{"password without user", ServerConfig{Addr: ":4000", Password: "p"}, false},
+		{"cert without key", ServerConfig{Addr: ":4000", CertFile: "c.pem"}, false},
+		{"page size too large", ServerConfig{Addr: ":4000", PageSize: 5000}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.cfg.Validate(); (err == nil) != tc.ok {

@@ -40,7 +40,7 @@ type cbWorld struct {
 	confPth string
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,7 +50,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func newCbWorld(t *testing.T, vtCfg fakevt.Config, extra string) *cbWorld {
+func newCbWorld(t testing.TB, vtCfg fakevt.Config, extra string) *cbWorld {
 	t.Helper()
 	w := &cbWorld{vtCfg: vtCfg, cb: fakecb.New(fakecb.Config{Token: "cb-token"}), vt: fakevt.New(vtCfg), dir: t.TempDir(), port: freePort(t)}
 	cbts := httptest.NewServer(w.cb)
@@ -87,7 +87,7 @@ var fastTune = &carbonblack.Tuning{SyncEvery: 100 * time.Millisecond, PollInterv
 
 // start runs the connector in the background; stop cancels it and
 // returns its exit status.
-func (w *cbWorld) start(t *testing.T) (stop func() int) {
+func (w *cbWorld) start(t testing.TB) (stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb bytes.Buffer
@@ -118,7 +118,7 @@ func (w *cbWorld) start(t *testing.T) (stop func() int) {
 // expected asks a twin of the VirusTotal simulator (same seed, no quota,
 // no faults: the same objects) which binaries are malicious,
 // independently of the connector: report id → score.
-func (w *cbWorld) expected(t *testing.T, md5s []string) map[string]int {
+func (w *cbWorld) expected(t testing.TB, md5s []string) map[string]int {
 	t.Helper()
 	oracle := fakevt.New(fakevt.Config{Seed: w.vtCfg.Seed, UnknownPercent: w.vtCfg.UnknownPercent})
 	c, err := vt.New("oracle", vt.WithBaseURL(simBase), vt.WithHTTPClient(&http.Client{Transport: handlerTransport{oracle}}))
@@ -143,7 +143,7 @@ func (w *cbWorld) expected(t *testing.T, md5s []string) map[string]int {
 	return want
 }
 
-func (w *cbWorld) feed(t *testing.T) (map[string]int, []byte) {
+func (w *cbWorld) feed(t testing.TB) (map[string]int, []byte) {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/feed.json", w.port))
 	if err != nil {
@@ -215,7 +215,7 @@ func md5sOf(bs []fakecb.Binary) []string {
 }
 
 // idle reports whether the connector's queue has no open item left.
-func (w *cbWorld) idle(t *testing.T) bool {
+func (w *cbWorld) idle(t testing.TB) bool {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
 	if err != nil {
