@@ -98,10 +98,8 @@ func (p *Publisher) Refresh(ctx context.Context) error {
 		}
 	}
 	reports := BuildReports(all, p.opts)
-	if errs := ValidateFeed(Feed{FeedInfo: p.info, Reports: reports}); len(errs) > 0 {
-		// Never serve a feed Carbon Black would reject: keep the last good one.
-		return fmt.Errorf("carbonblack: refresh feed: the feed would be invalid: %w", errors.Join(errs...))
-	}
+	// Render validates, and refuses a feed Carbon Black would reject,
+	// keeping the last good one.
 	if err := p.cache.Render(p.info, reports); err != nil {
 		return fmt.Errorf("carbonblack: refresh feed: %w", err)
 	}
