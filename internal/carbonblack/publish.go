@@ -136,18 +136,23 @@ func (p *Publisher) Refresh(ctx context.Context) error {
 }
 
 // Run renders the feed at start and after every change until ctx ends.
+// Renders are spaced by at least twice the last render's duration, so
+// that a busy connector with a large feed spends at most a third of a
+// core re-rendering it.
 func (p *Publisher) Run(ctx context.Context) error {
 	for {
+		start := time.Now()
 		if err := p.Refresh(ctx); err != nil && ctx.Err() == nil {
 			p.log.Error("feed not refreshed", "error", err)
 		}
+		took := time.Since(start)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-p.changed:
 		}
 		// Let a burst of verdicts land before rendering again.
-		if sleepCtx(ctx, p.debounce) != nil {
+		if sleepCtx(ctx, max(p.debounce, 2*took)) != nil {
 			return nil
 		}
 	}
