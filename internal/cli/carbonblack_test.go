@@ -397,6 +397,12 @@ func child(t *testing.T, args ...string) *exec.Cmd {
 		}
 		if t.Failed() {
 			t.Logf("child output:\n%s", lastLines(errb.String(), 30))
+			for i, a := range args {
+				if a == "--config" && i+1 < len(args) {
+					b, _ := os.ReadFile(filepath.Join(filepath.Dir(args[i+1]), "connector.log"))
+					t.Logf("connector log (WARN and ERROR):\n%s", grepLevels(string(b)))
+				}
+			}
 		}
 	})
 	return cmd
@@ -429,6 +435,19 @@ func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			qs, err := st.Stats(context.Background())
+			got, _ := w.feed(t)
+			t.Logf("queue %+v (%v); feed matches %v; tags match %v", qs.Counts, err, sameReports(got, want), w.taggedAsWanted(md5s, want))
+			t.Logf("cb feeds: %d, last error %q", len(w.cb.Feeds()), func() string {
+				if fs := w.cb.Feeds(); len(fs) > 0 {
+					return fs[0].LastError
+				}
+				return ""
+			}())
+		}
+	})
 	waitFor(t, 60*time.Second, "the restarted connector to finish every binary and the feed", func() bool {
 		qs, err := st.Stats(context.Background())
 		if err != nil || qs.Open() != 0 {
@@ -535,4 +554,69 @@ func TestCarbonBlackRescanWindow(t *testing.T) {
 	if n := vs.ByEndpoint["GET /analyses/{id}"]; n < len(bins) {
 		t.Errorf("%d analysis polls, want at least one per binary", n)
 	}
+}
+
+func TestCarbonBlackAdminCommands(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{Seed: 12, UnknownPercent: -1}, "")
+	bins := w.cb.AddSyntheticBinaries(8, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	want := w.expected(t, md5sOf(bins))
+	stop := w.start(t)
+	waitFor(t, 30*time.Second, "the feed", func() bool {
+		got, _ := w.feed(t)
+		return sameReports(got, want) && w.idle(t) && len(w.cb.Feeds()) == 1
+	})
+	// resync asks Cb for a full sync (the feed server must be up: it is).
+	full := w.cb.Stats().FullSyncs
+	r := runCLI(t, nil, "", nil, "carbonblack", "resync", "--config", w.confPth)
+	if r.code != 0 || !strings.Contains(r.stdout, "full sync of feed 1 requested") || w.cb.Stats().FullSyncs != full+1 {
+		t.Errorf("resync: exit %d, stdout %q, full syncs %d→%d\nstderr: %s", r.code, r.stdout, full, w.cb.Stats().FullSyncs, r.stderr)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	r = runCLI(t, nil, "", nil, "carbonblack", "export-feed", "--config", w.confPth)
+	if r.code != 0 {
+		t.Fatalf("export-feed: exit %d\n%s", r.code, r.stderr)
+	}
+	if errs := carbonblack.ValidateFeedJSON([]byte(r.stdout)); len(errs) > 0 {
+		t.Errorf("exported feed invalid: %v", errs)
+	}
+	var f struct {
+		Reports []struct {
+			ID    string `json:"id"`
+			Score int    `json:"score"`
+		} `json:"reports"`
+	}
+	_ = json.Unmarshal([]byte(r.stdout), &f)
+	got := map[string]int{}
+	for _, rep := range f.Reports {
+		got[rep.ID] = rep.Score
+	}
+	if !sameReports(got, want) {
+		t.Errorf("exported reports %v, want %v", keys(got), keys(want))
+	}
+
+	r = runCLI(t, nil, "", nil, "carbonblack", "requeue", "--config", w.confPth)
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("%d binaries queued again", len(bins))) {
+		t.Errorf("requeue: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The requeued binaries are looked at again by the next run.
+	before := w.vt.Stats().Requests
+	stop = w.start(t)
+	waitFor(t, 30*time.Second, "the requeued binaries processed", func() bool { return w.idle(t) })
+	stop()
+	if n := w.vt.Stats().Requests - before; n != 0 {
+		t.Logf("re-analysis answered from the cache (%d new requests)", n)
+	}
+}
+
+func grepLevels(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			out = append(out, l)
+		}
+	}
+	return lastLines(strings.Join(out, "\n"), 40)
 }

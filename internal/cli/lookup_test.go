@@ -43,8 +43,10 @@ func runCLI(t *testing.T, sim http.Handler, stdin string, vars map[string]string
 	var out, errb bytes.Buffer
 	e := &env{
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
-		getenv:    func(k string) string { return vars[k] },
-		transport: handlerTransport{sim},
+		getenv: func(k string) string { return vars[k] },
+	}
+	if sim != nil { // nil: real HTTP
+		e.transport = handlerTransport{sim}
 	}
 	code := run(t.Context(), args, e)
 	return runResult{code, out.String(), errb.String()}
