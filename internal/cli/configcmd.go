@@ -9,7 +9,8 @@ import (
 
 func newConfigCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Check configuration files"}
-	var cbPath string
+	var cbPath, octiYAML string
+	var octi bool
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Validate a configuration without starting anything; print it with secrets redacted",
@@ -18,8 +19,22 @@ secrets shown as [redacted]. Every problem is reported at once; the exit
 status is 2 when there is any.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if octi {
+				cfg, err := loadOpenCTI(e, octiYAML)
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "VARIABLE\tVALUE\tFROM")
+				for _, s := range cfg.Redacted() {
+					fmt.Fprintf(w, "%s\t%s\t%s\n", s.Key, s.Value, s.Origin)
+				}
+				_ = w.Flush()
+				fmt.Fprintf(e.stdout, "\nOpenCTI configuration: OK (connector %s, platform %s)\n", cfg.ConnectorID, cfg.URL)
+				return nil
+			}
 			if cbPath == "" {
-				return usagef("say what to check: --carbonblack FILE")
+				return usagef("say what to check: --carbonblack FILE, or --opencti [--config config.yml]")
 			}
 			cfg, err := loadCarbonBlack(e, cbPath)
 			if err != nil {
@@ -36,6 +51,8 @@ status is 2 when there is any.`,
 		},
 	}
 	check.Flags().StringVar(&cbPath, "carbonblack", "", "a Carbon Black connector.conf")
+	check.Flags().BoolVar(&octi, "opencti", false, "the OpenCTI connector's configuration (environment and --config config.yml)")
+	check.Flags().StringVar(&octiYAML, "config", "", "with --opencti: the config.yml to read")
 	cmd.AddCommand(check)
 	return cmd
 }

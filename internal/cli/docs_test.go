@@ -65,3 +65,16 @@ func TestShippedExampleParses(t *testing.T) {
 		t.Errorf("example: feed URL %s, uploads %v; want the original's port 4000 and no uploads", cfg.FeedURL(), cfg.UploadsEnabled())
 	}
 }
+
+// TestEveryOpenCTIVariableIsDocumented keeps the OpenCTI table complete.
+func TestEveryOpenCTIVariableIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/CONFIGURATION.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range config.OpenCTIOptions() {
+		if !strings.Contains(string(doc), "| `"+o.Env+"` |") {
+			t.Errorf("OpenCTI variable %s is not in docs/CONFIGURATION.md", o.Env)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vtconnector/vtconnector/internal/carbonblack"
+	"github.com/vtconnector/vtconnector/internal/opencti"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -54,6 +55,11 @@ type env struct {
 	// cbReady and cbTune hook into the Carbon Black connector (tests, demo).
 	cbReady func(addr string)
 	cbTune  *carbonblack.Tuning
+	// environ replaces the process environment (OpenCTI configuration);
+	// brokerURL and octiTune hook into the OpenCTI connector (tests, demo).
+	environ   map[string]string
+	brokerURL string
+	octiTune  *opencti.Tuning
 }
 
 func (e *env) httpClient() *http.Client {
@@ -111,7 +117,7 @@ func newRoot(e *env) *cobra.Command {
 		Version:       version(),
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newDemoCmd(e), newLookupCmd(e), newCarbonBlackCmd(e), newConfigCmd(e), newDBCmd(e), newSimulateCmd(e), newVersionCmd(e))
+	root.AddCommand(newDemoCmd(e), newLookupCmd(e), newCarbonBlackCmd(e), newOpenCTICmd(e), newConfigCmd(e), newDBCmd(e), newSimulateCmd(e), newVersionCmd(e))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

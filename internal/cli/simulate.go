@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	fakecb "github.com/vtconnector/vtconnector/internal/fake/carbonblack"
+	fakeocti "github.com/vtconnector/vtconnector/internal/fake/opencti"
 	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
 )
 
@@ -12,7 +13,7 @@ func newSimulateCmd(e *env) *cobra.Command {
 		Use:   "simulate",
 		Short: "Run a simulator of an external service (for tests and demos)",
 	}
-	cmd.AddCommand(newSimulateVTCmd(e), newSimulateCbCmd(e))
+	cmd.AddCommand(newSimulateVTCmd(e), newSimulateCbCmd(e), newSimulateOpenCTICmd(e))
 	return cmd
 }
 
@@ -88,5 +89,40 @@ func newSimulateVTCmd(e *env) *cobra.Command {
 	fl.DurationVar(&cfg.AnalysisDelay, "analysis-delay", 0, "time an upload's analysis takes (default 2s)")
 	fl.StringSliceVar(&keys, "key", nil, "accepted API keys (default: any non-empty key)")
 	fl.Int64Var(&cfg.Seed, "seed", 0, "seed of the synthetic objects")
+	return cmd
+}
+
+func newSimulateOpenCTICmd(e *env) *cobra.Command {
+	var (
+		addr string
+		cfg  fakeocti.Config
+	)
+	cmd := &cobra.Command{
+		Use:   "opencti",
+		Short: "Serve a simulated OpenCTI platform (GraphQL at http://ADDR/graphql, queues on a real RabbitMQ)",
+		Long: `Serve a simulated OpenCTI 6.x platform for the enrichment connector: the
+GraphQL operations of the connector protocol, the platform's queue topology on
+a real RabbitMQ (--amqp), a worker that imports pushed bundles and checks their
+ids and references, and a trigger that asks every registered connector to
+enrich a few sample observables periodically.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, e.stderr)
+			if err != nil {
+				return err
+			}
+			if cfg.AMQPURL == "" {
+				return usagef("--amqp is required (e.g. amqp://guest:guest@127.0.0.1:5672/)")
+			}
+			return fakeocti.ListenAndServe(cmd.Context(), addr, cfg, log)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "addr", "127.0.0.1:8992", "address to listen on")
+	fl.StringVar(&cfg.AMQPURL, "amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL")
+	fl.StringVar(&cfg.Token, "token", "", "accepted API token(s), comma-separated (default: any)")
+	fl.StringVar(&cfg.Version, "platform-version", "", "about.version to report (default "+fakeocti.DefaultVersion+")")
+	fl.StringVar(&cfg.Schema, "schema", "", "GraphQL schema (SDL) to validate every request against")
+	fl.DurationVar(&cfg.TriggerInterval, "trigger-interval", 0, "how often sample enrichments are triggered (default 30s)")
 	return cmd
 }

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vtconnector/vtconnector/internal/config"
+	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/opencti"
+	"github.com/vtconnector/vtconnector/internal/store"
+	"github.com/vtconnector/vtconnector/internal/vt"
+)
+
+func newOpenCTICmd(e *env) *cobra.Command {
+	var yamlPath string
+	cmd := &cobra.Command{
+		Use:   "opencti",
+		Short: "Run the OpenCTI enrichment connector (drop-in for the OpenCTI VirusTotal connector)",
+		Long: `Run the OpenCTI internal-enrichment connector: register with the platform,
+consume enrichment requests from RabbitMQ, look the observables up on
+VirusTotal within the key's quota, and push STIX 2.1 bundles back, exactly as
+the Python connector does (same environment variables and config.yml keys).
+
+Configuration comes from the environment and, with --config, from a
+config.yml (the environment wins).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOpenCTI(cmd.Context(), e, yamlPath)
+		},
+	}
+	cmd.Flags().StringVar(&yamlPath, "config", "", "config.yml to read (default: none, or ./config.yml when it exists)")
+	return cmd
+}
+
+func environ(e *env) map[string]string {
+	if e.environ != nil {
+		return e.environ
+	}
+	return config.EnvMap(os.Environ())
+}
+
+func loadOpenCTI(e *env, yamlPath string) (*config.OpenCTI, error) {
+	if yamlPath == "" {
+		if _, err := os.Stat("config.yml"); err == nil {
+			yamlPath = "config.yml"
+		}
+	}
+	cfg, warns, err := config.LoadOpenCTI(environ(e), yamlPath)
+	for _, w := range warns {
+		fmt.Fprintln(e.stderr, "vtconnector: warning:", w.String())
+	}
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
+	cfg, err := loadOpenCTI(e, yamlPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if cfg.JSONLogging {
+		log = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	log.Info("vtconnector opencti starting", "version", version(), "platform", cfg.URL, "connector_id", cfg.ConnectorID,
+		"database", cfg.DatabaseURL, "virustotal_url", cfg.VTURL, "quota_per_minute", cfg.RequestsPerMinute, "concurrency", cfg.Concurrency)
+	if cfg.FileUploadUnseenArtifacts || cfg.URLUploadUnseen {
+		log.Warn("*** uploads are on: artifacts and URLs unknown to VirusTotal are sent to it (up to " + cfg.MaxTLP + "), where its community can see them ***")
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), store.WithLogger(log))
+	if err != nil {
+		return fmt.Errorf("VTCONNECTOR_DATABASE_URL %s: %w", cfg.DatabaseURL, err)
+	}
+	defer st.Close()
+	client, err := vt.New(cfg.VTToken.Reveal(), vt.WithBaseURL(cfg.VTURL), vt.WithTimeout(cfg.VTTimeout),
+		vt.WithHTTPClient(e.httpClient()), vt.WithUserAgent("OpenCTI VirusTotal Connector "+cfg.ConnectorID+" (vtconnector)"))
+	if err != nil {
+		return usageError{err}
+	}
+	lim := engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth}
+	sched := engine.NewScheduler(st.Ledger(engine.KeyID(cfg.VTToken.Reveal())), lim, cfg.VTTimeout, log)
+	defer sched.Close()
+	eng := engine.New(client, st, sched, engine.Options{Log: log})
+	headers := map[string]string{}
+	for _, h := range cfg.CustomHeaders {
+		headers[h.Name] = h.Value.Reveal()
+	}
+	platform := opencti.NewPlatform(cfg.URL, cfg.Token.Reveal(), cfg.SSLVerify, headers)
+	if e.transport != nil {
+		platform.WithHTTPClient(e.httpClient())
+	}
+	host, _ := os.Hostname()
+	d := opencti.Deps{Platform: platform, Engine: eng, VT: client, Store: st, Log: log,
+		Owner: host + "/opencti/" + cfg.ConnectorID, BrokerURL: e.brokerURL, Tune: e.octiTune}
+	if err := opencti.Run(ctx, cfg, d); err != nil {
+		log.Error("connector stopped", "error", err)
+		return err
+	}
+	log.Info("vtconnector opencti stopped")
+	return nil
+}

@@ -1,0 +1,381 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	fakeocti "github.com/vtconnector/vtconnector/internal/fake/opencti"
+	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
+	"github.com/vtconnector/vtconnector/internal/opencti"
+)
+
+const relaySchema = "../../../shared/spec/opencti-relay.schema.graphql"
+
+// octiWorld is an OpenCTI platform double on the real RabbitMQ, a
+// VirusTotal simulator and the environment of a connector using both.
+type octiWorld struct {
+	platform *fakeocti.Platform
+	vt       *fakevt.Server
+	env      map[string]string
+	id       string
+	dir      string
+}
+
+func newOctiWorld(t *testing.T, vtCfg fakevt.Config, extra map[string]string) *octiWorld {
+	t.Helper()
+	amqpURL := os.Getenv("VTC_TEST_AMQP_URL")
+	if amqpURL == "" {
+		t.Skip("VTC_TEST_AMQP_URL not set")
+	}
+	if _, err := os.Stat(relaySchema); err != nil {
+		t.Skip("../shared/spec is absent: the OpenCTI schema is needed")
+	}
+	p, err := fakeocti.New(context.Background(), fakeocti.Config{AMQPURL: amqpURL, Token: "octi-token",
+		Prefix: fmt.Sprintf("t%08x", rand.Uint32()), Schema: relaySchema}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pts := httptest.NewServer(p)
+	t.Cleanup(pts.Close)
+	w := &octiWorld{platform: p, vt: fakevt.New(vtCfg), dir: t.TempDir()}
+	vts := httptest.NewServer(w.vt)
+	t.Cleanup(vts.Close)
+	w.id = fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rand.Uint32(), rand.Uint32()&0xffff, rand.Uint32()&0xfff, rand.Uint32()&0xfff, rand.Uint64()&0xffffffffffff)
+	w.env = map[string]string{
+		"OPENCTI_URL": pts.URL, "OPENCTI_TOKEN": "octi-token", "CONNECTOR_ID": w.id,
+		"CONNECTOR_NAME": "VirusTotal", "CONNECTOR_LOG_LEVEL": "info", "OPENCTI_JSON_LOGGING": "false",
+		"VIRUSTOTAL_TOKEN": "vt-key", "VIRUSTOTAL_URL": vts.URL + "/api/v3",
+		"VIRUSTOTAL_REQUESTS_PER_MINUTE": "0", "VIRUSTOTAL_REQUESTS_PER_DAY": "0", "VIRUSTOTAL_REQUESTS_PER_MONTH": "0",
+		"VTCONNECTOR_DATABASE_URL": filepath.Join(w.dir, "octi.db"), "VTCONNECTOR_CONCURRENCY": "4",
+		"VTCONNECTOR_HTTP_ADDR": "off", "VIRUSTOTAL_FILE_IMPORT_YARA": "true",
+	}
+	for k, v := range extra {
+		w.env[k] = v
+	}
+	return w
+}
+
+var octiFast = &opencti.Tuning{PingEvery: time.Second, PollEvery: 200 * time.Millisecond, WorkPingEvery: time.Minute, RetryMax: time.Second}
+
+func (w *octiWorld) start(t *testing.T) (stop func() int, logs *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &lockedWriter{w: &errb}, getenv: func(string) string { return "" },
+		environ: w.env, octiTune: octiFast}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"opencti"}, e) }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("connector log:\n%s", lastLines(errb.String(), 40))
+		}
+	})
+	waitFor(t, 20*time.Second, "the connector to register and consume", func() bool {
+		for _, c := range w.platform.Connectors() {
+			if c.ID == w.id && c.Consuming {
+				return true
+			}
+		}
+		return false
+	})
+	return func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(30 * time.Second):
+			t.Fatal("the connector did not stop within 30 s")
+			return -1
+		}
+	}, &errb
+}
+
+func (w *octiWorld) enrich(t *testing.T, entityID string) fakeocti.WorkState {
+	t.Helper()
+	work, err := w.platform.Enrich(context.Background(), w.id, entityID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := w.platform.WaitWork(ctx, work, "complete")
+	if err != nil {
+		ws, _ := w.platform.Work(work)
+		t.Fatalf("work %s of %s: %v (state %+v)", work, entityID, err, ws)
+	}
+	return st
+}
+
+// objectsOfType returns the imported objects of a STIX type.
+func (w *octiWorld) objectsOfType(typ string) []map[string]any {
+	var out []map[string]any
+	for id, raw := range w.platform.Objects() {
+		if strings.HasPrefix(id, typ+"--") {
+			var m map[string]any
+			_ = json.Unmarshal(raw, &m)
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestOpenCTIEnrichesEveryEntityType(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, nil)
+	stop, _ := w.start(t)
+	defer stop()
+	entities := map[string]fakeocti.Entity{
+		"StixFile":    {Type: "StixFile", Hashes: map[string]string{"SHA-256": strings.Repeat("ab", 32)}, Markings: []string{"TLP:GREEN"}},
+		"IPv4-Addr":   {Type: "IPv4-Addr", Value: "203.0.113.7", Markings: []string{"TLP:AMBER"}},
+		"Domain-Name": {Type: "Domain-Name", Value: "malware-traffic.example.net"},
+		"Hostname":    {Type: "Hostname", Value: "c2.malware-traffic.example.net"},
+		"Url":         {Type: "Url", Value: "http://soclosebutyetqq.com/69.exe"},
+	}
+	for name, ent := range entities {
+		t.Run(name, func(t *testing.T) {
+			id := w.platform.AddEntity(ent)
+			if id == "" {
+				t.Fatalf("the platform refused the entity %+v", ent)
+			}
+			st := w.enrich(t, id)
+			if len(st.Errors) > 0 {
+				t.Fatalf("work errors: %+v", st.Errors)
+			}
+			if st.Expected == 0 || st.Processed != st.Expected {
+				t.Errorf("work %+v: want expectations announced and all processed", st)
+			}
+			if len(st.Messages) == 0 || !strings.Contains(st.Messages[len(st.Messages)-1].Message, "stix bundle(s) for worker import") {
+				t.Errorf("work messages %+v", st.Messages)
+			}
+			var entity map[string]any
+			if err := json.Unmarshal(w.platform.Objects()[id], &entity); err != nil {
+				t.Fatalf("the enriched entity was not pushed back: %v", err)
+			}
+			// Every created object carries the entity's markings.
+			marks, _ := entity["object_marking_refs"].([]any)
+			for oid, raw := range w.platform.Objects() {
+				var o map[string]any
+				_ = json.Unmarshal(raw, &o)
+				refs, _ := o["object_refs"].([]any)
+				src, _ := o["source_ref"].(string)
+				related := src == id
+				for _, r := range refs {
+					related = related || r == id
+				}
+				if related && len(marks) > 0 && fmt.Sprint(o["object_marking_refs"]) != fmt.Sprint(marks) {
+					t.Errorf("%s derived from %s has markings %v, want %v", oid, id, o["object_marking_refs"], marks)
+				}
+			}
+		})
+	}
+	if n := len(w.objectsOfType("note")); n < len(entities) {
+		t.Errorf("%d notes for %d entities", n, len(entities))
+	}
+	for _, d := range w.platform.Documents() {
+		if len(d.ValidationErrors) > 0 {
+			t.Errorf("GraphQL document %s failed validation against the platform schema: %v", d.Name, d.ValidationErrors)
+		}
+	}
+}
+
+func TestOpenCTIReEnrichmentAddsNoDuplicateNote(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, nil)
+	stop, _ := w.start(t)
+	defer stop()
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.23"})
+	w.enrich(t, id)
+	notes := len(w.objectsOfType("note"))
+	w.enrich(t, id)
+	w.enrich(t, id)
+	if n := len(w.objectsOfType("note")); n != notes || n == 0 {
+		t.Errorf("%d notes after three enrichments, %d after the first: re-enrichment must update the note", n, notes)
+	}
+}
+
+func TestOpenCTITLPAndScopeAreEnforced(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_MAX_TLP": "TLP:GREEN"})
+	stop, _ := w.start(t)
+	defer stop()
+	before := w.vt.Stats().Requests
+	red := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "192.0.2.99", Markings: []string{"TLP:RED"}})
+	st := w.enrich(t, red)
+	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "TLP") {
+		t.Errorf("TLP:RED over a TLP:GREEN maximum: work %+v; want a TLP error", st)
+	}
+	if n := w.vt.Stats().Requests - before; n != 0 {
+		t.Errorf("%d VirusTotal requests for a blocked entity, want 0", n)
+	}
+}
+
+// closeConnectorConnections closes the connector's RabbitMQ connections
+// from the broker's side, as a network failure or a broker restart would.
+func closeConnectorConnections(t *testing.T) int {
+	t.Helper()
+	out, err := exec.Command("rabbitmqctl", "-q", "list_connections", "pid", "client_properties").CombinedOutput()
+	if err != nil {
+		t.Skipf("rabbitmqctl unavailable: %v: %s", err, out)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.Contains(line, `"connection_name","vtconnector"`) {
+			continue
+		}
+		name := strings.SplitN(line, "\t", 2)[0]
+		if err := exec.Command("rabbitmqctl", "-q", "close_connection", name, "test: connection drop").Run(); err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
+	// The day's budget allows 3 lookups: later requests wait, unacknowledged.
+	w := newOctiWorld(t, fakevt.Config{Seed: 6, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_REQUESTS_PER_DAY": "3", "VIRUSTOTAL_FILE_IMPORT_YARA": "false"})
+	stop, _ := w.start(t)
+	var works []string
+	for i := range 5 {
+		id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: fmt.Sprintf("198.51.100.%d", 40+i)})
+		work, err := w.platform.Enrich(context.Background(), w.id, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		works = append(works, work)
+	}
+	complete := func() int {
+		n := 0
+		for _, id := range works {
+			if st, ok := w.platform.Work(id); ok && st.Status == "complete" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 20*time.Second, "3 enrichments within the day's budget", func() bool { return complete() == 3 })
+	time.Sleep(500 * time.Millisecond)
+	if n := complete(); n != 3 {
+		t.Fatalf("%d works complete, want 3: the others must wait for quota", n)
+	}
+	// The connection drops while 2 messages wait: they come back.
+	if n := closeConnectorConnections(t); n == 0 {
+		t.Fatal("no connector connection found to close")
+	}
+	waitFor(t, 20*time.Second, "the connector to reconnect and consume again", func() bool {
+		out, _ := exec.Command("rabbitmqctl", "-q", "list_connections", "client_properties").Output()
+		for _, c := range w.platform.Connectors() {
+			if c.ID == w.id && c.Consuming && strings.Contains(string(out), `"connection_name","vtconnector"`) {
+				return true
+			}
+		}
+		return false
+	})
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	// A restart with a new budget finishes the waiting requests.
+	w.env["VIRUSTOTAL_REQUESTS_PER_DAY"] = "10"
+	stop, _ = w.start(t)
+	defer stop()
+	waitFor(t, 30*time.Second, "the 2 waiting enrichments after the restart", func() bool { return complete() == 5 })
+	for _, id := range works {
+		st, _ := w.platform.Work(id)
+		if len(st.Errors) > 0 {
+			t.Errorf("work %s errors: %+v", id, st.Errors)
+		}
+	}
+}
+
+// lockedWriter serialises writes of concurrent loggers.
+type lockedWriter struct {
+	mu chanMutex
+	w  *bytes.Buffer
+}
+
+type chanMutex struct{ c chan struct{} }
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	if w.mu.c == nil {
+		w.mu.c = make(chan struct{}, 1)
+	}
+	w.mu.c <- struct{}{}
+	defer func() { <-w.mu.c }()
+	return w.w.Write(p)
+}
+
+func TestOpenCTIUploadsUnseenArtifactsAndURLs(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 7, UnknownPercent: 100, AnalysisDelay: 300 * time.Millisecond}, nil)
+	stop, _ := w.start(t)
+	defer stop()
+	art := w.platform.AddEntity(fakeocti.Entity{Type: "Artifact", ImportFiles: []fakeocti.ImportFile{{Name: "sample.bin", Data: []byte("an artifact nobody has seen before 7f3a")}}})
+	st := w.enrich(t, art)
+	if len(st.Errors) > 0 {
+		t.Fatalf("artifact work errors: %+v", st.Errors)
+	}
+	if n := w.vt.Stats().ByEndpoint["POST /files"]; n != 1 {
+		t.Errorf("%d uploads, want 1", n)
+	}
+	u := w.platform.AddEntity(fakeocti.Entity{Type: "Url", Value: "http://never-seen.example.org/path?x='1'"})
+	st = w.enrich(t, u)
+	if len(st.Errors) > 0 {
+		t.Fatalf("URL work errors: %+v", st.Errors)
+	}
+	if n := w.vt.Stats().ByEndpoint["POST /urls"]; n != 1 {
+		t.Errorf("%d URL submissions, want 1", n)
+	}
+	// The enriched objects came back with the new verdicts.
+	for _, id := range []string{art, u} {
+		if _, ok := w.platform.Objects()[id]; !ok {
+			t.Errorf("%s was not pushed back after its analysis", id)
+		}
+	}
+}
+
+func TestOpenCTIEnrichesIndicators(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"CONNECTOR_SCOPE": "StixFile,Artifact,IPv4-Addr,Domain-Name,Url,Hostname,Indicator"})
+	stop, _ := w.start(t)
+	defer stop()
+	ind := w.platform.AddEntity(fakeocti.Entity{Type: "Indicator", Pattern: "[ipv4-addr:value = '203.0.113.50'] OR [domain-name:value = 'bad.example.com']", PatternType: "stix", MainObservableType: "IPv4-Addr"})
+	if ind == "" {
+		t.Fatal("indicator refused")
+	}
+	st := w.enrich(t, ind)
+	if len(st.Errors) > 0 {
+		t.Fatalf("work errors: %+v", st.Errors)
+	}
+	if got := w.vt.Stats().ByEndpoint; got["GET /ip_addresses/{ip}"] != 1 || got["GET /domains/{domain}"] != 1 {
+		t.Errorf("lookups %v: want one per observable of the pattern", got)
+	}
+}
+
+func TestOpenCTIConfigCheck(t *testing.T) {
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" },
+		environ: map[string]string{"OPENCTI_URL": "http://octi:8080", "OPENCTI_TOKEN": "secret-token-1", "CONNECTOR_ID": "8c0d9b2e-2b9a-4e61-9a0e-3f1a6c5d7e8f", "VIRUSTOTAL_TOKEN": "vt-secret-2"}}
+	if code := run(context.Background(), []string{"config", "check", "--opencti"}, e); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	if s := out.String() + errb.String(); strings.Contains(s, "secret-token-1") || strings.Contains(s, "vt-secret-2") || !strings.Contains(s, "OK") {
+		t.Errorf("config check output leaks a secret or is not OK:\n%s", s)
+	}
+	out.Reset()
+	errb.Reset()
+	e.environ = map[string]string{"OPENCTI_URL": "ftp://x", "CONNECTOR_ID": "not-a-uuid", "VIRUSTOTAL_MAX_TLP": "TLP:PURPLE"}
+	if code := run(context.Background(), []string{"config", "check", "--opencti"}, e); code != 2 {
+		t.Errorf("bad config: exit %d, want 2", code)
+	}
+	for _, v := range []string{"OPENCTI_URL", "OPENCTI_TOKEN", "CONNECTOR_ID", "VIRUSTOTAL_TOKEN", "VIRUSTOTAL_MAX_TLP"} {
+		if !strings.Contains(errb.String(), v) {
+			t.Errorf("the errors do not name %s:\n%s", v, errb.String())
+		}
+	}
+}

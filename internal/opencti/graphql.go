@@ -1,0 +1,404 @@
+package opencti
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The GraphQL documents the connector sends. They are constants so that a
+// test can validate every one of them against the platform's schema.
+const (
+	aboutQuery = `query About { about { version } }`
+
+	registerMutation = `mutation RegisterConnector($input: RegisterConnectorInput) {
+  registerConnector(input: $input) {
+    id
+    connector_state
+    connector_user_id
+    config {
+      connection { host vhost use_ssl port user pass }
+      listen listen_routing listen_exchange
+      push push_routing push_exchange
+    }
+  }
+}`
+
+	pingMutation = `mutation PingConnector($id: ID!, $state: String, $connectorInfo: ConnectorInfoInput) {
+  pingConnector(id: $id, state: $state, connectorInfo: $connectorInfo) { id connector_state }
+}`
+
+	// Platforms older than 6.2.12 know no connectorInfo.
+	pingMutationLegacy = `mutation PingConnector($id: ID!, $state: String) {
+  pingConnector(id: $id, state: $state) { id connector_state }
+}`
+
+	workToReceivedMutation = `mutation WorkToReceived($id: ID!, $message: String) {
+  workEdit(id: $id) { toReceived(message: $message) }
+}`
+
+	workToProcessedMutation = `mutation WorkToProcessed($id: ID!, $message: String, $inError: Boolean) {
+  workEdit(id: $id) { toProcessed(message: $message, inError: $inError) }
+}`
+
+	workAddExpectationsMutation = `mutation AddExpectations($id: ID!, $expectations: Int) {
+  workEdit(id: $id) { addExpectations(expectations: $expectations) }
+}`
+
+	workPingMutation = `mutation PingWork($id: ID!) { workEdit(id: $id) { ping } }`
+
+	bundlePushMutation = `mutation StixBundlePush($connectorId: String!, $bundle: String!, $work_id: String) {
+  stixBundlePush(connectorId: $connectorId, bundle: $bundle, work_id: $work_id)
+}`
+
+	artifactFilesQuery = `query ArtifactFiles($id: String!) {
+  stixCyberObservable(id: $id) {
+    id
+    importFiles(first: 10) { edges { node { id name size } } }
+  }
+}`
+)
+
+// Documents lists every GraphQL document the connector can send.
+var Documents = map[string]string{
+	"about": aboutQuery, "register": registerMutation, "ping": pingMutation, "pingLegacy": pingMutationLegacy,
+	"toReceived": workToReceivedMutation, "toProcessed": workToProcessedMutation,
+	"addExpectations": workAddExpectationsMutation, "workPing": workPingMutation,
+	"bundlePush": bundlePushMutation, "artifactFiles": artifactFilesQuery,
+}
+
+// GraphQLError is an error the platform answered in the errors array.
+type GraphQLError struct {
+	Name    string // e.g. FUNCTIONAL_ERROR, AUTH_REQUIRED
+	Message string
+}
+
+func (e *GraphQLError) Error() string {
+	if e.Name != "" {
+		return "opencti: " + e.Name + ": " + e.Message
+	}
+	return "opencti: " + e.Message
+}
+
+// ErrPlatformAuth: the platform refused the token.
+var ErrPlatformAuth = errors.New("the OpenCTI platform refused the token")
+
+// ErrPlatformUnavailable: the platform could not be reached or failed;
+// retry later.
+var ErrPlatformUnavailable = errors.New("the OpenCTI platform is unavailable")
+
+// Platform is a GraphQL client of the OpenCTI platform.
+type Platform struct {
+	base    string
+	token   string
+	hc      *http.Client
+	headers map[string]string
+}
+
+// NewPlatform returns a client for the platform at baseURL (…/graphql is
+// appended). sslVerify false accepts any certificate, pycti's default.
+func NewPlatform(baseURL, token string, sslVerify bool, headers map[string]string) *Platform {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if !sslVerify {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // OPENCTI_SSL_VERIFY=false, pycti's default
+	}
+	return &Platform{base: strings.TrimRight(baseURL, "/"), token: token, hc: &http.Client{Transport: tr, Timeout: 300 * time.Second}, headers: headers}
+}
+
+// WithHTTPClient replaces the HTTP client (tests).
+func (p *Platform) WithHTTPClient(hc *http.Client) *Platform { p.hc = hc; return p }
+
+func (p *Platform) newRequest(ctx context.Context, method, url string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("User-Agent", "vtconnector (pycti-compatible)")
+	for k, v := range p.headers {
+		req.Header.Set(k, v)
+	}
+	return req, nil
+}
+
+// do runs one GraphQL document and decodes its data into out.
+func (p *Platform) do(ctx context.Context, name, query string, vars map[string]any, out any) error {
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		return fmt.Errorf("opencti: %s: %w", name, err)
+	}
+	req, err := p.newRequest(ctx, http.MethodPost, p.base+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("opencti: %s: %w", name, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("opencti: %s: %w", name, ctx.Err())
+		}
+		return fmt.Errorf("opencti: %s: %w: %w", name, ErrPlatformUnavailable, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("opencti: %s: %w: %w", name, ErrPlatformUnavailable, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("opencti: %s: %w (HTTP %d)", name, ErrPlatformAuth, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("opencti: %s: %w: HTTP %d: %s", name, ErrPlatformUnavailable, resp.StatusCode, clip(string(data), 200))
+	}
+	var env struct {
+		Data   json.RawMessage `json:"data"`
+		Errors []struct {
+			Message    string `json:"message"`
+			Name       string `json:"name"`
+			Extensions struct {
+				Code string `json:"code"`
+			} `json:"extensions"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return fmt.Errorf("opencti: %s: %w: answer is not JSON", name, ErrPlatformUnavailable)
+	}
+	if len(env.Errors) > 0 {
+		e := env.Errors[0]
+		ge := &GraphQLError{Name: e.Name, Message: e.Message}
+		if ge.Name == "" {
+			ge.Name = e.Extensions.Code
+		}
+		if ge.Name == "AUTH_REQUIRED" || ge.Name == "UNAUTHENTICATED" || ge.Name == "FORBIDDEN_ACCESS" {
+			return fmt.Errorf("opencti: %s: %w: %w", name, ErrPlatformAuth, ge)
+		}
+		return fmt.Errorf("opencti: %s: %w", name, ge)
+	}
+	if out != nil {
+		if err := json.Unmarshal(env.Data, out); err != nil {
+			return fmt.Errorf("opencti: %s: unexpected answer: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Version returns the platform's version (about.version).
+func (p *Platform) Version(ctx context.Context) (string, error) {
+	var out struct {
+		About struct {
+			Version string `json:"version"`
+		} `json:"about"`
+	}
+	if err := p.do(ctx, "about", aboutQuery, nil, &out); err != nil {
+		return "", err
+	}
+	return out.About.Version, nil
+}
+
+// RegisterInput is what the connector registers.
+type RegisterInput struct {
+	ID, Name             string
+	Scope                []string
+	Auto, AutoUpdate     bool
+	EnrichmentResolution string
+	PlaybookCompatible   bool
+}
+
+// Registration is the platform's answer to registerConnector.
+type Registration struct {
+	ID              string  `json:"id"`
+	ConnectorState  *string `json:"connector_state"`
+	ConnectorUserID string  `json:"connector_user_id"`
+	Config          struct {
+		Connection struct {
+			Host   string `json:"host"`
+			VHost  string `json:"vhost"`
+			UseSSL bool   `json:"use_ssl"`
+			Port   int    `json:"port"`
+			User   string `json:"user"`
+			Pass   string `json:"pass"`
+		} `json:"connection"`
+		Listen         string `json:"listen"`
+		ListenRouting  string `json:"listen_routing"`
+		ListenExchange string `json:"listen_exchange"`
+		Push           string `json:"push"`
+		PushRouting    string `json:"push_routing"`
+		PushExchange   string `json:"push_exchange"`
+	} `json:"config"`
+}
+
+// AtLeast reports whether version (e.g. "6.8.10", "7.260817.0") is at
+// least want (e.g. "6.8.9"). Unreadable versions count as new.
+func AtLeast(version, want string) bool {
+	parse := func(s string) []int {
+		var out []int
+		for _, part := range strings.Split(strings.TrimPrefix(s, "v"), ".") {
+			n, err := strconv.Atoi(strings.TrimFunc(part, func(r rune) bool { return r < '0' || r > '9' }))
+			if err != nil {
+				return nil
+			}
+			out = append(out, n)
+		}
+		return out
+	}
+	v, w := parse(version), parse(want)
+	if v == nil {
+		return true
+	}
+	for i := range w {
+		if i >= len(v) {
+			return false
+		}
+		if v[i] != w[i] {
+			return v[i] > w[i]
+		}
+	}
+	return true
+}
+
+// Register registers the connector, sending only the input fields the
+// platform's version knows (an unknown field fails the whole mutation).
+func (p *Platform) Register(ctx context.Context, in RegisterInput, version string) (*Registration, error) {
+	input := map[string]any{"id": in.ID, "name": in.Name, "type": "INTERNAL_ENRICHMENT", "scope": in.Scope, "auto": in.Auto, "only_contextual": false}
+	if AtLeast(version, "5.11.0") {
+		input["playbook_compatible"] = in.PlaybookCompatible
+	}
+	if AtLeast(version, "6.8.9") {
+		input["auto_update"] = in.AutoUpdate
+		input["enrichment_resolution"] = in.EnrichmentResolution
+	}
+	var out struct {
+		RegisterConnector *Registration `json:"registerConnector"`
+	}
+	if err := p.do(ctx, "registerConnector", registerMutation, map[string]any{"input": input}, &out); err != nil {
+		return nil, err
+	}
+	if out.RegisterConnector == nil || out.RegisterConnector.Config.Listen == "" || out.RegisterConnector.Config.PushRouting == "" {
+		return nil, errors.New("opencti: registerConnector: the answer has no queue configuration")
+	}
+	return out.RegisterConnector, nil
+}
+
+// Ping tells the platform the connector is alive and returns the state
+// the platform holds.
+func (p *Platform) Ping(ctx context.Context, id, state, version string) (*string, error) {
+	vars := map[string]any{"id": id, "state": state}
+	doc := pingMutationLegacy
+	if AtLeast(version, "6.2.12") {
+		doc = pingMutation
+		vars["connectorInfo"] = map[string]any{"run_and_terminate": false, "buffering": false, "queue_threshold": 500.0, "queue_messages_size": 0.0}
+	}
+	var out struct {
+		PingConnector *struct {
+			State *string `json:"connector_state"`
+		} `json:"pingConnector"`
+	}
+	if err := p.do(ctx, "pingConnector", doc, vars, &out); err != nil {
+		return nil, err
+	}
+	if out.PingConnector == nil {
+		return nil, nil
+	}
+	return out.PingConnector.State, nil
+}
+
+// WorkToReceived marks a work as being processed.
+func (p *Platform) WorkToReceived(ctx context.Context, workID, message string) error {
+	return p.do(ctx, "workEdit.toReceived", workToReceivedMutation, map[string]any{"id": workID, "message": message}, nil)
+}
+
+// WorkToProcessed ends a work with a message (an error when inError).
+func (p *Platform) WorkToProcessed(ctx context.Context, workID, message string, inError bool) error {
+	return p.do(ctx, "workEdit.toProcessed", workToProcessedMutation, map[string]any{"id": workID, "message": message, "inError": inError}, nil)
+}
+
+// WorkAddExpectations announces n bundles the worker will import.
+func (p *Platform) WorkAddExpectations(ctx context.Context, workID string, n int) error {
+	return p.do(ctx, "workEdit.addExpectations", workAddExpectationsMutation, map[string]any{"id": workID, "expectations": n}, nil)
+}
+
+// WorkPing keeps a long work alive.
+func (p *Platform) WorkPing(ctx context.Context, workID string) error {
+	return p.do(ctx, "workEdit.ping", workPingMutation, map[string]any{"id": workID}, nil)
+}
+
+// PushBundle sends a whole bundle through the API (CONNECTOR_QUEUE_PROTOCOL=api).
+func (p *Platform) PushBundle(ctx context.Context, connectorID string, bundle []byte, workID string) error {
+	vars := map[string]any{"connectorId": connectorID, "bundle": string(bundle)}
+	if workID != "" {
+		vars["work_id"] = workID
+	}
+	return p.do(ctx, "stixBundlePush", bundlePushMutation, vars, nil)
+}
+
+// ImportFile is a file attached to an entity.
+type ImportFile struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// ArtifactFiles lists the files attached to an observable (an
+// Artifact's content).
+func (p *Platform) ArtifactFiles(ctx context.Context, id string) ([]ImportFile, error) {
+	var out struct {
+		Obs *struct {
+			ImportFiles struct {
+				Edges []struct {
+					Node ImportFile `json:"node"`
+				} `json:"edges"`
+			} `json:"importFiles"`
+		} `json:"stixCyberObservable"`
+	}
+	if err := p.do(ctx, "stixCyberObservable", artifactFilesQuery, map[string]any{"id": id}, &out); err != nil {
+		return nil, err
+	}
+	if out.Obs == nil {
+		return nil, fmt.Errorf("opencti: the entity %s cannot be read (check the connector user's permissions)", id)
+	}
+	var fs []ImportFile
+	for _, e := range out.Obs.ImportFiles.Edges {
+		fs = append(fs, e.Node)
+	}
+	return fs, nil
+}
+
+// DownloadFile streams a stored file (GET /storage/get/<id>) to w,
+// refusing more than max bytes.
+func (p *Platform) DownloadFile(ctx context.Context, fileID string, w io.Writer, max int64) (int64, error) {
+	req, err := p.newRequest(ctx, http.MethodGet, p.base+"/storage/get/"+fileID, nil)
+	if err != nil {
+		return 0, fmt.Errorf("opencti: download %s: %w", fileID, err)
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("opencti: download %s: %w: %w", fileID, ErrPlatformUnavailable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("opencti: download %s: HTTP %d", fileID, resp.StatusCode)
+	}
+	n, err := io.Copy(w, io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return n, fmt.Errorf("opencti: download %s: %w: %w", fileID, ErrPlatformUnavailable, err)
+	}
+	if n > max {
+		return n, fmt.Errorf("opencti: download %s: larger than %d bytes", fileID, max)
+	}
+	return n, nil
+}

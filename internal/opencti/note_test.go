@@ -1,0 +1,246 @@
+package opencti
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vtconnector/vtconnector/internal/stix"
+)
+
+func TestNoteOrderedMembersKeepsKeyOrder(t *testing.T) {
+	got, err := orderedMembers(json.RawMessage(`{"Zeta": {"a": 1}, "alpha": "x", "Mid": null, "alpha2": [1, {"b": 2}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []jsonMember{
+		{"Zeta", json.RawMessage(`{"a": 1}`)},
+		{"alpha", json.RawMessage(`"x"`)},
+		{"Mid", json.RawMessage(`null`)},
+		{"alpha2", json.RawMessage(`[1, {"b": 2}]`)},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("orderedMembers (-want +got):\n%s", diff)
+	}
+	for _, in := range []string{``, `null`, `  `} {
+		if got, err := orderedMembers(json.RawMessage(in)); err != nil || got != nil {
+			t.Errorf("orderedMembers(%q) = %v, %v; want nothing", in, got, err)
+		}
+	}
+	for _, in := range []string{`[1]`, `"s"`, `{"a":}`, `{"a":1`} {
+		if _, err := orderedMembers(json.RawMessage(in)); err == nil {
+			t.Errorf("orderedMembers(%q) accepted", in)
+		}
+	}
+}
+
+func TestNoteCellEscaping(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Kaspersky", "Kaspersky"},
+		{"", "N/A"},
+		{"   ", "N/A"},
+		{"a|b", `a\|b`},
+		{"line1\nline2\r\nline3", "line1 line2  line3"},
+		{`back\slash`, `back\\slash`},
+		{"<script>alert(1)</script>", `\<script\>alert(1)\</script\>`},
+		{"[link](http://x)", `\[link](http://x)`},
+		{"![img](http://x)", `!\[img](http://x)`},
+		{"Trojan:Win32/Wacatac.B!ml", "Trojan:Win32/Wacatac.B!ml"},
+		{"*bold* `code` _em_", "*bold* `code` _em_"},
+		{"tab\there\u2028sep", "tab here sep"},
+	}
+	for _, tt := range tests {
+		if got := mdCell(tt.in); got != tt.want {
+			t.Errorf("mdCell(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// cellCount counts the cells of a markdown table row, honouring \| escapes.
+func cellCount(row string) int {
+	n := 0
+	for i := 0; i < len(row); i++ {
+		switch row[i] {
+		case '\\':
+			i++
+		case '|':
+			n++
+		}
+	}
+	return n - 1
+}
+
+// TestNoteHostileEngineNamesStayInTheirCells builds the results note of a
+// report whose engine names and verdicts hold pipes, newlines and HTML:
+// every row must keep its four cells and the table its rows.
+func TestNoteHostileEngineNamesStayInTheirCells(t *testing.T) {
+	report := vtObjectFromJSON(t, `{"type":"ip_address","id":"10.1.2.3","attributes":{
+		"last_analysis_stats":{"harmless":1,"malicious":2,"suspicious":0,"undetected":0},
+		"last_analysis_results":{
+			"Evil|Engine":{"engine_name":"Evil|Engine\n| injected | row |","method":"blacklist","category":"malicious","result":"a|b"},
+			"Second":{"engine_name":"Second","method":null,"category":"malicious","result":"<img src=x onerror=alert(1)>"},
+			"Third":{"engine_name":"","method":"blacklist","category":"harmless","result":null}
+		},
+		"categories":{"Ven|dor":"cat\negory"}}}`)
+	e := valueObservable(t, TypeIPv4Addr, "10.1.2.3", []string{tlpAmber}, nil)
+	out, err := Build(enrInput(e, report, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := byType(decodeObjects(t, out), "note")[0]
+	content := note["content"].(string)
+	lines := strings.Split(content, "\n")
+	var engineRows, categoryRows []string
+	section := ""
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "#"):
+			section = l
+		case strings.HasPrefix(l, "|") && !strings.HasPrefix(l, "|--") && !strings.HasPrefix(l, "| Engine name") && !strings.HasPrefix(l, "| Vendor"):
+			switch section {
+			case "### Last Analysis Results":
+				engineRows = append(engineRows, l)
+			case "### Categories":
+				categoryRows = append(categoryRows, l)
+			}
+		}
+	}
+	if len(engineRows) != 3 || len(categoryRows) != 1 {
+		t.Fatalf("%d engine rows and %d category rows, want 3 and 1:\n%s", len(engineRows), len(categoryRows), content)
+	}
+	for _, r := range engineRows {
+		if n := cellCount(r); n != 4 {
+			t.Errorf("row %q has %d cells, want 4", r, n)
+		}
+	}
+	if n := cellCount(categoryRows[0]); n != 2 {
+		t.Errorf("row %q has %d cells, want 2", categoryRows[0], n)
+	}
+	wantRows := []string{
+		`| Evil\|Engine \| injected \| row \| | blacklist | malicious | a\|b |`,
+		`| Second | N/A | malicious | \<img src=x onerror=alert(1)\> |`,
+		`| Third | blacklist | harmless | N/A |`,
+	}
+	if diff := cmp.Diff(wantRows, engineRows); diff != "" {
+		t.Errorf("engine rows (-want +got):\n%s", diff)
+	}
+	if strings.Contains(content, "None") {
+		t.Errorf("Python None leaked into the note:\n%s", content)
+	}
+	validateObjects(t, out)
+}
+
+func TestNoteFileReportLayout(t *testing.T) {
+	report := loadVTObject(t, "file_malicious_4bc00f7d.json")
+	e := fileEntity(t, TypeStixFile, report.Attributes.SHA256, []string{tlpAmber}, nil)
+	out, err := Build(enrInput(e, report, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note map[string]any
+	for _, n := range byType(decodeObjects(t, out), "note") {
+		if n["abstract"] == "VirusTotal Report" {
+			note = n
+		}
+	}
+	if note == nil {
+		t.Fatal("no VirusTotal Report note")
+	}
+	content := note["content"].(string)
+	head := "| Total Analyses | Malicious | Suspicious | Undetected | Harmless | Timeout | Confirmed timeout | Failure | Unsupported |\n" +
+		"|----------------|-----------|------------|------------|----------|---------|-------------------|---------|-------------|\n" +
+		"| 74 | 47 | 0 | 18 | 0 | 2 | 1 | 0 | 6 |\n" +
+		"\n## Last Analysis Results\n\nAny falsy value will be replaced by 'N/A'\n\n" +
+		"| Engine name | Engine version | Method | Category | Result |\n" +
+		"|-------------|----------------|--------|----------|--------|\n" +
+		"| Bkav | 1.3.0.9899 | blacklist | undetected | N/A |\n" +
+		"| Lionic | 4.2 | blacklist | undetected | N/A |\n" +
+		"| Elastic | 4.0.29 | blacklist | malicious | malicious (high confidence) |\n"
+	if !strings.HasPrefix(content, head) {
+		t.Errorf("content starts\n%s\nwant\n%s", content[:min(len(content), len(head)+200)], head)
+	}
+	// The attributes block is separated from the table by a blank line,
+	// uses ASCII quotes and ISO dates.
+	i := strings.Index(content, "## Attributes Info")
+	if i < 0 {
+		t.Fatal("no attributes block")
+	}
+	if !strings.HasSuffix(content[:i], "|\n\n") {
+		t.Errorf("attributes block not separated by a blank line: %q", content[i-20:i+20])
+	}
+	block := content[i:]
+	for _, want := range []string{
+		"## Attributes Info (StixFile: " + report.Attributes.SHA256 + ")\n\nAny falsy value will be replaced by 'N/A'\n\n",
+		"| Last Submission | 2020-06-25T23:07:31Z |",
+		"| Popular Threat Label | trojan.dllhijacker/cometer |",
+		"| Names | N/A |", // the only name became the file's name
+	} {
+		if !strings.Contains(block, want) {
+			t.Errorf("attributes block lacks %q:\n%s", want, block)
+		}
+	}
+	if strings.ContainsAny(content, "\u2018\u2019") {
+		t.Error("typographic quotes in the note")
+	}
+	// VirusTotal's engine order, not Go's map order.
+	if !strings.Contains(content, "| Bkav |") || strings.Index(content, "| Bkav |") > strings.Index(content, "| Lionic |") {
+		t.Error("engine rows not in VirusTotal's order")
+	}
+}
+
+func TestNoteAttributeRowsForArtifactAndHostname(t *testing.T) {
+	report := loadVTObject(t, "file_clean_c99dba3b_android_yara.json")
+	art := fileEntity(t, TypeArtifact, report.Attributes.SHA256, nil, nil)
+	out, err := Build(enrInput(art, report, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := byType(decodeObjects(t, out), "note")
+	if len(notes) != 1 || !strings.Contains(notes[0]["content"].(string), "## Attributes Info (Artifact: ") {
+		t.Errorf("Artifact report note has no attributes block")
+	}
+	dom := loadVTObject(t, "domain_loremipsum-services.net.json")
+	host := valueObservable(t, TypeHostname, dom.ID, nil, nil)
+	out, err = Build(enrInput(host, dom, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes = byType(decodeObjects(t, out), "note")
+	content := notes[0]["content"].(string)
+	for _, want := range []string{"## Attributes Info (Hostname: loremipsum-services.net)", "| Creation Date | 2024-10-22T20:05:09Z |", "### Categories", "| alphaMountain.ai | Phishing (alphaMountain.ai) |"} {
+		if !strings.Contains(content, want) {
+			t.Errorf("hostname note lacks %q:\n%s", want, content)
+		}
+	}
+	// VirusTotal sent no per-engine result: the total is the verdict sum.
+	if !strings.Contains(content, "| 94 | 10 | 0 | 54 | 30 |") {
+		t.Errorf("stats row wrong:\n%s", content)
+	}
+}
+
+func TestNoteStableIDs(t *testing.T) {
+	id := stableNoteID(noteKindReport, "file--11111111-1111-4111-8111-111111111111")
+	if want := stix.NoteID("vtconnector:virustotal-report:file--11111111-1111-4111-8111-111111111111", time.Time{}); id != want {
+		t.Errorf("stableNoteID = %s, want %s", id, want)
+	}
+	if id == stableNoteID(noteKindResults, "file--11111111-1111-4111-8111-111111111111") {
+		t.Error("two note kinds share an id")
+	}
+	if id == stableNoteID(noteKindReport, "file--22222222-2222-4222-8222-222222222222") {
+		t.Error("two entities share a note id")
+	}
+	n := newStableNote(noteKindScore, "x", "VirusTotal Score", "```\n1\n```", []string{"x"}, enrNow)
+	m := newStableNote(noteKindScore, "x", "VirusTotal Score", "```\n99\n```", []string{"x"}, enrNow.Add(time.Hour))
+	if n.ID != m.ID {
+		t.Errorf("note id changes with content or time: %s, %s", n.ID, m.ID)
+	}
+}
+
+func TestNoteScoreContent(t *testing.T) {
+	if got := scoreNoteContent(72); got != "```\n72\n```" {
+		t.Errorf("scoreNoteContent = %q", got)
+	}
+}
