@@ -12,6 +12,7 @@ import (
 
 	"github.com/vtconnector/vtconnector/internal/carbonblack"
 	fakecb "github.com/vtconnector/vtconnector/internal/fake/carbonblack"
+	fakeocti "github.com/vtconnector/vtconnector/internal/fake/opencti"
 	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
 )
 
@@ -67,3 +68,43 @@ func waitForB(b *testing.B, d time.Duration, cond func() bool) {
 }
 
 func md5hex(b []byte) string { return fmt.Sprintf("%x", md5.Sum(b)) }
+
+// BenchmarkOpenCTIThroughput: enrichments per second end to end through
+// RabbitMQ (platform double, real broker), VirusTotal answering after
+// 50 ms, at connector concurrency 1 and 8. Run with -benchtime 1x.
+func BenchmarkOpenCTIThroughput(b *testing.B) {
+	for _, conc := range []int{1, 8} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			for b.Loop() {
+				w := newOctiWorld(b, fakevt.Config{Seed: 9, UnknownPercent: -1, Latency: 50 * time.Millisecond},
+					map[string]string{"VTCONNECTOR_CONCURRENCY": fmt.Sprint(conc), "CONNECTOR_LOG_LEVEL": "error"})
+				stop, _ := w.start(b)
+				const n = 80
+				var works []string
+				ids := make([]string, n)
+				for i := range n {
+					ids[i] = w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: fmt.Sprintf("198.18.%d.%d", i/200, i%200+1)})
+				}
+				start := time.Now()
+				for _, id := range ids {
+					work, err := w.platform.Enrich(context.Background(), w.id, id)
+					if err != nil {
+						b.Fatal(err)
+					}
+					works = append(works, work)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				for _, work := range works {
+					if _, err := w.platform.WaitWork(ctx, work, "complete"); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cancel()
+				elapsed := time.Since(start)
+				stop()
+				b.ReportMetric(float64(n)/elapsed.Seconds(), "enrichments/s")
+				b.ReportMetric(float64(elapsed.Milliseconds())/n, "ms/enrichment")
+			}
+		})
+	}
+}

@@ -32,7 +32,7 @@ type octiWorld struct {
 	dir      string
 }
 
-func newOctiWorld(t *testing.T, vtCfg fakevt.Config, extra map[string]string) *octiWorld {
+func newOctiWorld(t testing.TB, vtCfg fakevt.Config, extra map[string]string) *octiWorld {
 	t.Helper()
 	amqpURL := os.Getenv("VTC_TEST_AMQP_URL")
 	if amqpURL == "" {
@@ -69,7 +69,7 @@ func newOctiWorld(t *testing.T, vtCfg fakevt.Config, extra map[string]string) *o
 
 var octiFast = &opencti.Tuning{PingEvery: time.Second, PollEvery: 200 * time.Millisecond, WorkPingEvery: time.Minute, RetryMax: time.Second}
 
-func (w *octiWorld) start(t *testing.T) (stop func() int, logs *bytes.Buffer) {
+func (w *octiWorld) start(t testing.TB) (stop func() int, logs *bytes.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb bytes.Buffer
@@ -377,5 +377,26 @@ func TestOpenCTIConfigCheck(t *testing.T) {
 		if !strings.Contains(errb.String(), v) {
 			t.Errorf("the errors do not name %s:\n%s", v, errb.String())
 		}
+	}
+}
+
+func TestOpenCTIPushThroughTheAPI(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"CONNECTOR_QUEUE_PROTOCOL": "api"})
+	stop, _ := w.start(t)
+	defer stop()
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "Domain-Name", Value: "api-push.example.com"})
+	st := w.enrich(t, id)
+	if len(st.Errors) > 0 {
+		t.Fatalf("work errors: %+v", st.Errors)
+	}
+	pushed := false
+	for _, d := range w.platform.Documents() {
+		pushed = pushed || strings.Contains(d.Query, "stixBundlePush")
+	}
+	if !pushed {
+		t.Error("no stixBundlePush mutation was sent")
+	}
+	if _, ok := w.platform.Objects()[id]; !ok {
+		t.Error("the enriched entity was not imported")
 	}
 }
