@@ -396,7 +396,10 @@ func TestOpenCTIPushThroughTheAPI(t *testing.T) {
 	if !pushed {
 		t.Error("no stixBundlePush mutation was sent")
 	}
-	if _, ok := w.platform.Objects()[id]; !ok {
-		t.Error("the enriched entity was not imported")
-	}
+	// Through the API the platform splits and imports after the work may
+	// already be complete (it had no expectations yet): wait for the import.
+	waitFor(t, 10*time.Second, "the enriched entity imported", func() bool {
+		_, ok := w.platform.Objects()[id]
+		return ok
+	})
 }
