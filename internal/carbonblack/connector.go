@@ -2,9 +2,11 @@ package carbonblack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/obs"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
@@ -32,6 +35,9 @@ type Deps struct {
 	Ready func(addr string)
 	// Tune shortens the connector's intervals (tests and the demo).
 	Tune *Tuning
+	// Obs, when set, is served at /status and /metrics on the feed port
+	// and told about problems that need attention.
+	Obs *obs.Observer
 }
 
 // Tuning overrides intervals that are fixed in production.
@@ -61,6 +67,9 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 			return fmt.Errorf("carbonblack: the server refused carbonblack_server_token: %w", err)
 		}
 		log.Error("Carbon Black server not reachable yet; the connector keeps trying", "url", cfg.ServerURL, "error", err)
+		if d.Obs != nil {
+			d.Obs.Problem(obs.ProblemCarbonBlackUnreachable, "Carbon Black server not reachable at start: "+err.Error())
+		}
 	} else {
 		log.Info("connected to the Carbon Black server", "url", cfg.ServerURL, "version", info.Version)
 	}
@@ -89,8 +98,8 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 		pub.debounce = t.Debounce
 	}
 	srv := NewServer(ServerConfig{Addr: cfg.ListenAddr(), CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
-		Username: cfg.FeedUsername, Password: cfg.FeedPassword.Reveal()}, cache, StoreVerdicts{d.Store}, log.With("part", "server"))
-	col := NewCollector(d.Cb, d.Store, CollectorConfig{
+		Username: cfg.FeedUsername, Password: cfg.FeedPassword.Reveal(), Mount: mount(d.Obs)}, cache, StoreVerdicts{d.Store}, log.With("part", "server"))
+	col := NewCollector(cbProbe{d.Cb, d.Obs}, d.Store, CollectorConfig{
 		FeedName: FeedName, FilterQuery: cfg.BinaryFilterQuery, MaxBinarySize: cfg.MaxBinarySize, PageSize: cfg.PollPageSize,
 		Sleep: cfg.SleepBetweenBatches, BackfillSleep: cfg.BackfillSleepBetweenBatches,
 	}, log.With("part", "collector"))
@@ -99,6 +108,7 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 		RescanWindow: cfg.RescanWindow, MaxBinarySize: cfg.MaxBinarySize, TempDir: tmp, Owner: d.Owner,
 		PollInterval: t.PollInterval, Idle: t.Idle,
 	}, log.With("part", "scanner"), pub.Changed)
+	scan.obs = d.Obs
 	col.OnQueued = scan.Wake
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -132,6 +142,9 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	g.Go(func() error { return col.Run(gctx) })
 	g.Go(func() error { return scan.Run(gctx) })
 	g.Go(func() error { return recheck(gctx, d.Store, cfg.DaysRescan, t.Recheck, log) })
+	if d.Obs != nil {
+		g.Go(func() error { return d.Obs.Run(gctx) })
+	}
 	err := g.Wait()
 	if err != nil && ctx.Err() == nil {
 		return err
@@ -159,5 +172,51 @@ func recheck(ctx context.Context, st *store.Store, days int, every time.Duration
 		if sleepCtx(ctx, every) != nil {
 			return nil
 		}
+	}
+}
+
+func mount(o *obs.Observer) func(*http.ServeMux) {
+	if o == nil {
+		return nil
+	}
+	return o.Register
+}
+
+// cbProbe reports whether the Carbon Black server answers the collector's
+// searches as a problem on the status page.
+type cbProbe struct {
+	cb  binarySearcher
+	obs *obs.Observer
+}
+
+func (p cbProbe) SearchBinaries(ctx context.Context, q string, start, rows int) (*SearchPage, int, error) {
+	page, skipped, err := p.cb.SearchBinaries(ctx, q, start, rows)
+	if p.obs != nil {
+		switch {
+		case err == nil:
+			p.obs.Resolve(obs.ProblemCarbonBlackUnreachable)
+		case ctx.Err() == nil:
+			p.obs.Problem(obs.ProblemCarbonBlackUnreachable, "binary search failed: "+err.Error())
+		}
+	}
+	return page, skipped, err
+}
+
+// RecentVerdicts lists the verdicts that changed last, for the status page.
+func RecentVerdicts(st *store.Store) func(ctx context.Context, n int) ([]obs.Verdict, error) {
+	return func(ctx context.Context, n int) ([]obs.Verdict, error) {
+		rs, err := st.RecentResults(ctx, ResultsNS, n)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]obs.Verdict, 0, len(rs))
+		for _, r := range rs {
+			var v Verdict
+			if json.Unmarshal(r.Value, &v) != nil {
+				continue
+			}
+			out = append(out, obs.Verdict{Kind: "file", ID: v.MD5, Label: v.Label, Malicious: v.Positives, Total: v.Total, Link: v.Link, At: r.UpdatedAt})
+		}
+		return out, nil
 	}
 }

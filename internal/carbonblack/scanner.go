@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/obs"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
@@ -73,6 +74,8 @@ type Scanner struct {
 	onChange func()
 
 	pauseReported atomic.Bool
+
+	obs *obs.Observer // may be nil
 
 	kickMu sync.Mutex
 	kick   chan struct{} // closed (and replaced) by Wake
@@ -251,7 +254,9 @@ func (s *Scanner) quick(ctx context.Context, it store.Item, p binaryPayload) sto
 	}
 	if s.cfg.RescanWindow > 0 && p.Analysis == "" && !v.ScanDate.IsZero() && time.Since(v.ScanDate) >= s.cfg.RescanWindow {
 		var id string
-		err := s.eng.Do(ctx, s.co(), func(ctx context.Context) error {
+		co := s.co()
+		co.Endpoint = "POST /files/{id}/analyse"
+		err := s.eng.Do(ctx, co, func(ctx context.Context) error {
 			var err error
 			id, err = s.files.Reanalyse(ctx, p.MD5)
 			return err
@@ -305,7 +310,9 @@ func (s *Scanner) deep(ctx context.Context, it store.Item, p binaryPayload) stor
 	}
 	defer os.Remove(path)
 	var id string
-	err = s.eng.Do(ctx, s.co(), func(ctx context.Context) error {
+	co := s.co()
+	co.Endpoint = "POST /files"
+	err = s.eng.Do(ctx, co, func(ctx context.Context) error {
 		var err error
 		id, err = s.files.UploadFile(ctx, path)
 		return err
@@ -321,7 +328,9 @@ func (s *Scanner) deep(ctx context.Context, it store.Item, p binaryPayload) stor
 // poll asks for the state of p's analysis; done is true once completed.
 func (s *Scanner) poll(ctx context.Context, it store.Item, p binaryPayload) (bool, store.Outcome) {
 	var a *vt.Analysis
-	err := s.eng.Do(ctx, s.co(), func(ctx context.Context) error {
+	co := s.co()
+	co.Endpoint = "GET /analyses/{id}"
+	err := s.eng.Do(ctx, co, func(ctx context.Context) error {
 		var err error
 		a, err = s.files.Analysis(ctx, p.Analysis)
 		return err
@@ -354,6 +363,9 @@ func (s *Scanner) failure(err error, it store.Item) store.Outcome {
 	case errors.As(err, &qe):
 		return store.RateLimited(qe.ResetAt)
 	case errors.Is(err, vt.ErrAuth):
+		if s.obs != nil {
+			s.obs.Problem(obs.ProblemVTAuth, "VirusTotal rejected the API key (virustotal_api_token); scanning is paused until a restart")
+		}
 		return store.AuthError(fmt.Errorf("VirusTotal rejected the API key (virustotal_api_token): %w", err))
 	case errors.Is(err, ErrCbAuth):
 		return store.AuthError(fmt.Errorf("Carbon Black refused the API token (carbonblack_server_token): %w", err))

@@ -33,6 +33,9 @@ type VerdictLister interface {
 type ServerConfig struct {
 	// Addr is the listen address, host:port (":0" picks a free port).
 	Addr string
+	// Mount, when set, adds routes to the server's mux (the status page
+	// and metrics); they are behind the same authentication.
+	Mount func(mux *http.ServeMux)
 	// CertFile and KeyFile, when both set, make the server speak HTTPS.
 	CertFile, KeyFile string
 	// Username and Password, when both set, require HTTP basic
@@ -136,6 +139,9 @@ func NewServer(cfg ServerConfig, feed *FeedCache, verdicts VerdictLister, log *s
 	})
 	mux.HandleFunc("GET /binaries.html", s.serveIndex)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
+	if cfg.Mount != nil {
+		cfg.Mount(mux) // e.g. /status and /metrics
+	}
 	s.handler = s.middleware(mux)
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/vtconnector/vtconnector/internal/carbonblack"
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/obs"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
@@ -151,12 +153,20 @@ func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log 
 		cb.WithHTTPClient(e.httpClient())
 	}
 	lim := engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth}
-	sched := engine.NewScheduler(st.Ledger(engine.KeyID(cfg.VTAPIToken.Reveal())), lim, cfg.VTTimeout, log)
-	eng := engine.New(client, st, sched, engine.Options{Log: log})
+	keyID := engine.KeyID(cfg.VTAPIToken.Reveal())
+	sched := engine.NewScheduler(st.Ledger(keyID), lim, cfg.VTTimeout, log)
+	var o *obs.Observer
+	eng := engine.New(client, st, sched, engine.Options{Log: log, Observe: func(ep string, err error, d time.Duration) {
+		o.VTRequest(ep, obs.VTOutcome(err), d)
+	}})
+	o = obs.New(obs.Sources{Name: "carbonblack", Engine: eng, Limits: lim, Waiting: sched.Waiting,
+		Quota:  func(ctx context.Context, now time.Time) (engine.Usage, error) { return st.QuotaUsage(ctx, keyID, now) },
+		Queue:  st.Stats,
+		Recent: carbonblack.RecentVerdicts(st)}, log)
 	host, _ := os.Hostname()
 	// A stable name: a restarted connector takes back at once the work its
 	// previous incarnation held when it died.
-	d := carbonblack.Deps{Store: st, Engine: eng, VT: client, Cb: cb, Log: log, Owner: host + "/carbonblack"}
+	d := carbonblack.Deps{Store: st, Engine: eng, VT: client, Cb: cb, Log: log, Owner: host + "/carbonblack", Obs: o}
 	return d, func() { sched.Close(); st.Close() }, nil
 }
 

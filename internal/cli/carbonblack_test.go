@@ -620,3 +620,43 @@ func grepLevels(s string) string {
 	}
 	return lastLines(strings.Join(out, "\n"), 40)
 }
+
+func TestCarbonBlackServesStatusAndMetrics(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{Seed: 13, UnknownPercent: -1}, "")
+	bins := w.cb.AddSyntheticBinaries(6, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	want := w.expected(t, md5sOf(bins))
+	stop := w.start(t)
+	defer stop()
+	waitFor(t, 30*time.Second, "the feed", func() bool {
+		got, _ := w.feed(t)
+		return sameReports(got, want) && w.idle(t)
+	})
+	get := func(path string) string {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", w.port, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		return string(b)
+	}
+	metrics := get("/metrics")
+	for _, m := range []string{`vtconnector_vt_requests_total{endpoint="GET /files/{id}",front="carbonblack",outcome="ok"} 6`,
+		`vtconnector_queue_items{front="carbonblack",kind="cb.binary",state="done"} 6`, "vtconnector_vt_quota_used"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	page := get("/status")
+	for _, id := range []string{`id="quota"`, `id="queue"`, `id="verdicts"`, `id="problems"`} {
+		if !strings.Contains(page, id) {
+			t.Errorf("/status lacks %s", id)
+		}
+	}
+	if strings.Contains(page+metrics, "vt-test-key") || strings.Contains(page+metrics, "cb-token") {
+		t.Error("a secret appears on the status page or in the metrics")
+	}
+}

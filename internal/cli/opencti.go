@@ -2,14 +2,20 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/obs"
 	"github.com/vtconnector/vtconnector/internal/opencti"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
@@ -84,9 +90,16 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 		return usageError{err}
 	}
 	lim := engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth}
-	sched := engine.NewScheduler(st.Ledger(engine.KeyID(cfg.VTToken.Reveal())), lim, cfg.VTTimeout, log)
+	keyID := engine.KeyID(cfg.VTToken.Reveal())
+	sched := engine.NewScheduler(st.Ledger(keyID), lim, cfg.VTTimeout, log)
 	defer sched.Close()
-	eng := engine.New(client, st, sched, engine.Options{Log: log})
+	var o *obs.Observer
+	eng := engine.New(client, st, sched, engine.Options{Log: log, Observe: func(ep string, err error, d time.Duration) {
+		o.VTRequest(ep, obs.VTOutcome(err), d)
+	}})
+	o = obs.New(obs.Sources{Name: "opencti", Engine: eng, Limits: lim, Waiting: sched.Waiting,
+		Quota: func(ctx context.Context, now time.Time) (engine.Usage, error) { return st.QuotaUsage(ctx, keyID, now) },
+		Queue: st.Stats}, log)
 	headers := map[string]string{}
 	for _, h := range cfg.CustomHeaders {
 		headers[h.Name] = h.Value.Reveal()
@@ -97,8 +110,34 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 	}
 	host, _ := os.Hostname()
 	d := opencti.Deps{Platform: platform, Engine: eng, VT: client, Store: st, Log: log,
-		Owner: host + "/opencti/" + cfg.ConnectorID, BrokerURL: e.brokerURL, Tune: e.octiTune}
-	if err := opencti.Run(ctx, cfg, d); err != nil {
+		Owner: host + "/opencti/" + cfg.ConnectorID, BrokerURL: e.brokerURL, Tune: e.octiTune, Obs: o}
+	g, gctx := errgroup.WithContext(ctx)
+	if cfg.HTTPAddr != "" {
+		mux := http.NewServeMux()
+		o.Register(mux)
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return usageError{fmt.Errorf("VTCONNECTOR_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)}
+		}
+		log.Info("status page and metrics", "status", "http://"+ln.Addr().String()+"/status", "metrics", "http://"+ln.Addr().String()+"/metrics")
+		g.Go(func() error {
+			go func() {
+				<-gctx.Done()
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error { return o.Run(gctx) })
+	}
+	g.Go(func() error { return opencti.Run(gctx, cfg, d) })
+	if err := g.Wait(); err != nil {
 		log.Error("connector stopped", "error", err)
 		return err
 	}

@@ -67,6 +67,9 @@ type Options struct {
 	// with exponential backoff from 2 s. Quota errors are not counted.
 	Retries int
 	Log     *slog.Logger
+	// Observe, when set, is told about every request sent to VirusTotal:
+	// its endpoint label (CallOptions.Endpoint), its error and duration.
+	Observe func(endpoint string, err error, d time.Duration)
 }
 
 // Engine answers lookups from cache or VirusTotal within the quota.
@@ -120,6 +123,8 @@ type CallOptions struct {
 	Priority Priority
 	// MaxWait bounds the wait for quota; 0 waits as long as it takes.
 	MaxWait time.Duration
+	// Endpoint labels the request in metrics, e.g. "GET /files/{id}".
+	Endpoint string
 }
 
 // Do runs one VirusTotal request within the quota: it waits for a slot,
@@ -137,6 +142,13 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 		e.calls.Add(1)
 		sentAt := time.Now()
 		err = fn(ctx)
+		if e.opt.Observe != nil {
+			ep := co.Endpoint
+			if ep == "" {
+				ep = "other"
+			}
+			e.opt.Observe(ep, err, time.Since(sentAt))
+		}
 		var qe *vt.QuotaError
 		switch {
 		case err == nil || errors.Is(err, vt.ErrNotFound):
@@ -304,9 +316,19 @@ func (e *Engine) fromCache(ctx context.Context, r Request, id string) (Result, b
 	return res, true
 }
 
+// endpoints label the lookups in metrics.
+var endpoints = map[vt.Kind]string{
+	vt.KindFile: "GET /files/{id}", vt.KindIP: "GET /ip_addresses/{ip}",
+	vt.KindDomain: "GET /domains/{domain}", vt.KindURL: "GET /urls/{id}",
+}
+
 func (e *Engine) fetch(ctx context.Context, r Request, id string) (Result, error) {
 	var obj *vt.Object
-	err := e.Do(ctx, r.CallOptions, func(ctx context.Context) error {
+	co := r.CallOptions
+	if co.Endpoint == "" {
+		co.Endpoint = endpoints[r.Kind]
+	}
+	err := e.Do(ctx, co, func(ctx context.Context) error {
 		var err error
 		switch r.Kind {
 		case vt.KindFile:

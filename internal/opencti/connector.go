@@ -17,6 +17,7 @@ import (
 
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/obs"
 	"github.com/vtconnector/vtconnector/internal/stix"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
@@ -39,6 +40,8 @@ type Deps struct {
 	Tune      *Tuning
 	// Owner names this connector in work leases (stable across restarts).
 	Owner string
+	// Obs, when set, counts enrichments and shows problems on the status page.
+	Obs *obs.Observer
 }
 
 // Tuning overrides fixed intervals (tests).
@@ -117,6 +120,14 @@ func (c *Connector) retry(ctx context.Context, what string, fn func() error) err
 	wait := time.Second
 	for {
 		err := fn()
+		if c.d.Obs != nil && ctx.Err() == nil {
+			switch {
+			case err == nil:
+				c.d.Obs.Resolve(obs.ProblemPlatformUnreachable)
+			case errors.Is(err, ErrPlatformAuth), errors.Is(err, ErrPlatformUnavailable):
+				c.d.Obs.Problem(obs.ProblemPlatformUnreachable, what+": "+err.Error())
+			}
+		}
 		if err == nil || errors.Is(err, ErrPlatformAuth) || ctx.Err() != nil {
 			return err
 		}
@@ -298,8 +309,22 @@ func (c *Connector) handle(ctx context.Context, dl amqp.Delivery) {
 		return
 	}
 	stop := c.keepWorkAlive(ctx, m.workID())
+	began := time.Now()
 	result, err := c.process(ctx, &m, dl.Body, false)
 	stop()
+	if c.d.Obs != nil && ctx.Err() == nil {
+		outcome := "ok"
+		switch {
+		case errors.Is(err, errDeferred):
+			outcome = "deferred"
+		case errors.Is(err, vt.ErrAuth):
+			outcome = "error"
+			c.d.Obs.Problem(obs.ProblemVTAuth, "VirusTotal rejected the API key (VIRUSTOTAL_TOKEN)")
+		case err != nil:
+			outcome = "error"
+		}
+		c.d.Obs.Enrichment(m.Event.EntityType, outcome, time.Since(began))
+	}
 	if ctx.Err() != nil {
 		return // not acknowledged: redelivered to the next instance
 	}
@@ -516,7 +541,7 @@ func (c *Connector) rulesets(ctx context.Context, o *vt.Object) map[string]*vt.O
 		rs := c.yara[y.RulesetID]
 		c.yaraMu.Unlock()
 		if rs == nil {
-			err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive}, func(ctx context.Context) error {
+			err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "GET /yara_rulesets/{id}"}, func(ctx context.Context) error {
 				var err error
 				rs, err = c.d.VT.YARARuleset(ctx, y.RulesetID)
 				return err
@@ -614,7 +639,7 @@ func (c *Connector) startAnalysis(ctx context.Context, ent Entity, m *message, r
 		if err != nil {
 			return fmt.Errorf("[VirusTotal] Error fetching artifact from OpenCTI: %w", err)
 		}
-		err = c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive}, func(ctx context.Context) error {
+		err = c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "POST /files"}, func(ctx context.Context) error {
 			var err error
 			id, err = c.d.VT.UploadFile(ctx, f.Name())
 			return err
@@ -623,7 +648,7 @@ func (c *Connector) startAnalysis(ctx context.Context, ent Entity, m *message, r
 			return fmt.Errorf("[VirusTotal] Error uploading artifact to VirusTotal: %w", err)
 		}
 	case "url":
-		err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive}, func(ctx context.Context) error {
+		err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "POST /urls"}, func(ctx context.Context) error {
 			var err error
 			id, err = c.d.VT.SubmitURL(ctx, ent.Value())
 			return err
@@ -679,7 +704,7 @@ func (c *Connector) collect(ctx context.Context, it store.Item) store.Outcome {
 		return store.Permanent(errors.New("unreadable pending analysis"))
 	}
 	var a *vt.Analysis
-	err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive}, func(ctx context.Context) error {
+	err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "GET /analyses/{id}"}, func(ctx context.Context) error {
 		var err error
 		a, err = c.d.VT.Analysis(ctx, p.Analysis)
 		return err

@@ -118,3 +118,31 @@ func (s *Store) ListResults(ctx context.Context, ns string, offset, limit int) (
 	}
 	return out, total, nil
 }
+
+const recentResultsSQL = `SELECT key, value, updated_at FROM results WHERE ns = $1 ORDER BY updated_at DESC, key LIMIT $2`
+
+// RecentResults returns the n results of ns that changed last, newest first.
+func (s *Store) RecentResults(ctx context.Context, ns string, n int) ([]Result, error) {
+	rows, err := s.db.QueryContext(ctx, recentResultsSQL, ns, n)
+	if err != nil {
+		return nil, fmt.Errorf("store: recent results %s: %w", ns, err)
+	}
+	defer rows.Close()
+	var out []Result
+	for rows.Next() {
+		var (
+			r  Result
+			v  string
+			at int64
+		)
+		if err := rows.Scan(&r.Key, &v, &at); err != nil {
+			return nil, fmt.Errorf("store: recent results %s: %w", ns, err)
+		}
+		r.Value, r.UpdatedAt = []byte(v), goTime(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: recent results %s: %w", ns, err)
+	}
+	return out, nil
+}

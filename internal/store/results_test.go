@@ -42,6 +42,14 @@ func TestResults(t *testing.T) {
 		if err != nil || total != 6 || len(page) != 3 || page[0].Key != "K0" || page[2].Key != "K2" {
 			t.Errorf("list = %+v total %d err %v; want K0..K2 of 6 (key order, namespace kept apart)", page, total, err)
 		}
+		now = now.Add(time.Hour)
+		if _, err := s.PutResult(ctx, "cb", "K3", []byte("changed")); err != nil {
+			t.Fatal(err)
+		}
+		recent, err := s.RecentResults(ctx, "cb", 2)
+		if err != nil || len(recent) != 2 || recent[0].Key != "K3" {
+			t.Errorf("recent = %+v, %v; want K3 (changed last) first", recent, err)
+		}
 		if ok, err := s.DeleteResult(ctx, "cb", "B"); !ok || err != nil {
 			t.Errorf("delete: %v %v", ok, err)
 		}

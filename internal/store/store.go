@@ -125,9 +125,22 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if t.dialect == DialectSQLite {
 		s.writes = make(chan struct{}, 1)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := retryBusy(ctx, func() error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: connect: %w", t.redacted, err)
+	}
+	if t.journal != "" {
+		// The first process to open a new database switches it to WAL;
+		// later ones find it so. Another process holding the database
+		// can make the switch fail at once with SQLITE_BUSY: wait.
+		err := retryBusy(ctx, func() error {
+			_, err := db.ExecContext(ctx, "PRAGMA journal_mode = "+t.journal)
+			return err
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open %s: set journal mode: %w", t.redacted, err)
+		}
 	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -166,6 +179,11 @@ type target struct {
 	redacted        string // for messages
 	dir             string // SQLite: directory to create
 	memory          bool   // SQLite in memory
+	// journal is the journal mode to set once at Open (SQLite): it is
+	// stored in the database file, and setting it on every new
+	// connection can fail with SQLITE_BUSY without waiting while another
+	// process holds the database.
+	journal string
 }
 
 func parseDSN(dsn string) (target, error) {
@@ -219,7 +237,6 @@ func parseDSN(dsn string) (target, error) {
 	// not only a process crash.
 	defaults := [...]struct{ key, alias, pragma, value string }{
 		{"_busy_timeout", "_timeout", "busy_timeout", "10000"},
-		{"_journal_mode", "_journal", "journal_mode", "WAL"},
 		{"_synchronous", "_sync", "synchronous", "FULL"},
 		{"_foreign_keys", "_fk", "foreign_keys", "1"},
 	}
@@ -235,11 +252,15 @@ func parseDSN(dsn string) (target, error) {
 	if !hasPragma(q, "page_size") {
 		q.Add("_pragma", "page_size(8192)")
 	}
+	journal := ""
+	if !q.Has("_journal_mode") && !q.Has("_journal") && !hasPragma(q, "journal_mode") && !memory {
+		journal = "WAL"
+	}
 	// Writers must take SQLite's write lock when their transaction
 	// begins; a deferred transaction that upgrades later can fail with
 	// SQLITE_BUSY at once instead of waiting.
 	q.Set("_txlock", "immediate")
-	t := target{dialect: DialectSQLite, driver: "sqlite", dsn: base + "?" + q.Encode(), redacted: dsn, memory: memory}
+	t := target{dialect: DialectSQLite, driver: "sqlite", dsn: base + "?" + q.Encode(), redacted: dsn, memory: memory, journal: journal}
 	if !memory {
 		t.dir = filepath.Dir(path)
 	}
@@ -346,4 +367,30 @@ func text(b []byte) any {
 		return nil
 	}
 	return string(b)
+}
+
+// retryBusy runs fn again while SQLite answers "database is locked"
+// (SQLITE_BUSY) without having waited, for up to 15 seconds.
+func retryBusy(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	wait := 10 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+func isBusy(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
 }

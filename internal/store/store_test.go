@@ -279,8 +279,12 @@ func TestParseDSN(t *testing.T) {
 		}
 		if tt.dialect == "sqlite" {
 			q, _ := url.ParseQuery(query)
-			if q.Get("_txlock") != "immediate" || q.Get("_busy_timeout") != "10000" || q.Get("_journal_mode") != "WAL" {
+			if q.Get("_txlock") != "immediate" || q.Get("_busy_timeout") != "10000" {
 				t.Errorf("parseDSN(%q): driver parameters %q lack the defaults", tt.dsn, query)
+			}
+			// WAL is set once at Open, not on every connection.
+			if q.Has("_journal_mode") || (got.journal == "WAL") == tt.memory {
+				t.Errorf("parseDSN(%q): journal %q, parameters %q; want WAL once at Open for files", tt.dsn, got.journal, query)
 			}
 			if strings.Contains(tt.dsn, "_synchronous=NORMAL") != (q.Get("_synchronous") == "NORMAL") {
 				t.Errorf("parseDSN(%q): _synchronous = %q; the DSN's own setting must win", tt.dsn, q.Get("_synchronous"))
@@ -365,4 +369,33 @@ func TestCursors(t *testing.T) {
 			t.Error("SetCursor with an empty name succeeded")
 		}
 	})
+}
+
+// TestOpenWhileAnotherProcessHoldsTheDatabase: a second Open while a
+// write transaction holds the SQLite file waits instead of failing.
+func TestOpenWhileAnotherHoldsTheDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "busy.db")
+	a := openStore(t, path)
+	tx, err := a.db.BeginTx(t.Context(), nil) // BEGIN IMMEDIATE: holds the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO cursors (name, value, updated_at) VALUES ('x', 'y', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		b, err := Open(context.Background(), path)
+		if err == nil {
+			b.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Open while another connection held the database: %v", err)
+	}
 }
