@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -402,4 +404,41 @@ func TestOpenCTIPushThroughTheAPI(t *testing.T) {
 		_, ok := w.platform.Objects()[id]
 		return ok
 	})
+}
+
+func TestOpenCTIServesStatusAndMetrics(t *testing.T) {
+	port := freePort(t)
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"VTCONNECTOR_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port)})
+	stop, _ := w.start(t)
+	defer stop()
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.99"})
+	w.enrich(t, id)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `vtconnector_enrichments_total{front="opencti",outcome="ok",type="IPv4-Addr"} 1`) {
+		t.Errorf("/metrics lacks the enrichment:\n%s", grepLines(string(b), "enrichments_total"))
+	}
+	resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `id="quota"`) || strings.Contains(string(b), "octi-token") {
+		t.Errorf("/status: %d, or a section is missing, or the token shows", resp.StatusCode)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
