@@ -88,7 +88,11 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	tmp := os.TempDir()
 
 	cache := NewFeedCache()
-	reg := NewRegistrar(d.Cb, RegistrarConfig{
+	_, published, err := d.Store.ListResults(ctx, ResultsNS, 0, 1)
+	if err != nil {
+		return fmt.Errorf("carbonblack: %w", err)
+	}
+	reg := NewRegistrar(d.Cb, RegistrarConfig{FullSyncAtStart: published > 0,
 		Name: FeedName, FeedURL: cfg.FeedURL(), UseProxy: cfg.FeedUseProxy, ValidateServerCert: cfg.FeedValidateServerCert,
 		Username: cfg.FeedUsername, Password: cfg.FeedPassword.Reveal(), Register: cfg.RegisterFeed, SyncEvery: t.SyncEvery,
 		RetryEvery: t.RetryEvery,
@@ -145,7 +149,7 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	if d.Obs != nil {
 		g.Go(func() error { return d.Obs.Run(gctx) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if err != nil && ctx.Err() == nil {
 		return err
 	}

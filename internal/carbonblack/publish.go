@@ -175,9 +175,15 @@ type RegistrarConfig struct {
 	Username, Password string
 	// Register false leaves the feed's registration to the operator; the
 	// connector still asks an existing feed of that name to sync.
-	Register   bool
-	SyncEvery  time.Duration // at most one sync per interval (default 1 min)
-	RetryEvery time.Duration // after a failure to reach the server (default 30 s)
+	Register bool
+	// FullSyncAtStart asks for a full sync once the feed is registered,
+	// to catch up with reports withdrawn while the connector was down.
+	// It must be false while the connector has published nothing yet: a
+	// full sync of an empty feed makes Carbon Black drop every tag the
+	// previous connector left, and every binary would be analysed again.
+	FullSyncAtStart bool
+	SyncEvery       time.Duration // at most one sync per interval (default 1 min)
+	RetryEvery      time.Duration // after a failure to reach the server (default 30 s)
 }
 
 // Registrar makes sure the feed is registered on the Carbon Black server
@@ -251,7 +257,7 @@ func (r *Registrar) Run(ctx context.Context, ready <-chan struct{}) error {
 			return nil
 		}
 	}
-	r.MarkDirty(true) // catch up with whatever changed while we were down
+	r.MarkDirty(r.cfg.FullSyncAtStart) // catch up with whatever changed while we were down
 	t := time.NewTicker(r.cfg.SyncEvery)
 	defer t.Stop()
 	for {

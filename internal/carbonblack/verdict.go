@@ -49,5 +49,7 @@ func (v Verdict) Score() int {
 
 // FeedName is the feed's name on the Carbon Black server, kept from the
 // original connector so that the alliance_score_virustotalconnector tags
-// it left on binaries keep excluding them from collection.
+// it left on binaries keep excluding them from collection (until a full
+// sync of our feed replaces them: the connector asks for none before it
+// has published verdicts of its own).
 const FeedName = "virustotalconnector"

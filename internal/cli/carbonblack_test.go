@@ -660,3 +660,33 @@ func TestCarbonBlackServesStatusAndMetrics(t *testing.T) {
 		t.Error("a secret appears on the status page or in the metrics")
 	}
 }
+
+func TestCarbonBlackKeepsThePreviousConnectorsTags(t *testing.T) {
+	// A Cb server that ran the original connector: its feed exists and
+	// tags binaries. Our first start must not full-sync an empty feed (Cb
+	// would drop those tags and every binary would be analysed again).
+	w := newCbWorld(t, fakevt.Config{Seed: 14, UnknownPercent: -1}, "")
+	bins := w.cb.AddSyntheticBinaries(6, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	// Run once to get the feed registered and the binaries tagged, then
+	// forget our database, as a new install next to an old feed would be.
+	stop := w.start(t)
+	want := w.expected(t, md5sOf(bins))
+	waitFor(t, 30*time.Second, "the first feed", func() bool {
+		got, _ := w.feed(t)
+		return sameReports(got, want) && w.taggedAsWanted(md5sOf(bins), want) && w.idle(t)
+	})
+	stop()
+	for _, f := range []string{"cb.db", "cb.db-wal", "cb.db-shm"} {
+		os.Remove(filepath.Join(w.dir, f))
+	}
+	full := w.cb.Stats().FullSyncs
+	stop = w.start(t)
+	defer stop()
+	time.Sleep(time.Second) // a few sync rounds
+	if n := w.cb.Stats().FullSyncs; n != full {
+		t.Errorf("%d full syncs at the start of a connector that has published nothing yet", n-full)
+	}
+	if !w.taggedAsWanted(md5sOf(bins), want) {
+		t.Error("the tags of the previous connector's feed were dropped")
+	}
+}
