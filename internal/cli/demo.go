@@ -177,13 +177,19 @@ virustotal_quick_scan_threads=4
 		}
 		serve(g, gctx, pLn, octi)
 		connectorID := "4d2f3c1e-9a7b-4c5d-8e6f-0a1b2c3d4e5f"
+		stLn, err := listenLocal()
+		if err != nil {
+			return err
+		}
+		octiStatus := stLn.Addr().String()
+		stLn.Close()
 		octiEnv := map[string]string{
 			"OPENCTI_URL": "http://" + pLn.Addr().String(), "OPENCTI_TOKEN": "demo-octi-token", "CONNECTOR_ID": connectorID,
 			"CONNECTOR_LOG_LEVEL": "info", "OPENCTI_JSON_LOGGING": "false",
 			"CONNECTOR_SCOPE":  "StixFile,Artifact,IPv4-Addr,Domain-Name,Url,Hostname,Indicator",
 			"VIRUSTOTAL_TOKEN": "demo-vt-key", "VIRUSTOTAL_URL": vtURL,
 			"VIRUSTOTAL_REQUESTS_PER_MINUTE": fmt.Sprint(f.rate), "VIRUSTOTAL_REQUESTS_PER_DAY": "0", "VIRUSTOTAL_REQUESTS_PER_MONTH": "0",
-			"VTCONNECTOR_DATABASE_URL": filepath.Join(dir, "opencti.db"), "VTCONNECTOR_HTTP_ADDR": "off",
+			"VTCONNECTOR_DATABASE_URL": filepath.Join(dir, "opencti.db"), "VTCONNECTOR_HTTP_ADDR": octiStatus,
 		}
 		logf, err := os.Create(filepath.Join(dir, "opencti.log"))
 		if err != nil {
@@ -197,7 +203,7 @@ virustotal_quick_scan_threads=4
 			return nil
 		})
 		g.Go(func() error { demoTrigger(gctx, octi, connectorID); return nil })
-		octiNote = fmt.Sprintf("OpenCTI platform (simulated): http://%s/graphql — enrichment requests arrive every few seconds", pLn.Addr())
+		octiNote = fmt.Sprintf("OpenCTI platform (simulated)  http://%s/graphql   (enrichment requests every 3 s)\n  OpenCTI connector status    http://%s/status\n  OpenCTI connector metrics   http://%s/metrics", pLn.Addr(), octiStatus, octiStatus)
 	}
 
 	select {
@@ -213,12 +219,13 @@ vtconnector demo — everything runs in this process; files in %s
   Carbon Black (simulated)    http://%s   (new binaries every 4 s)
   Carbon Black feed           %s/feed.json
   Verdicts, page by page      %s/binaries.html
-  Health                      %s/healthz
+  Carbon Black status page    %s/status
+  Carbon Black metrics        %s/metrics
   %s
 
 Press Ctrl-C to stop.
 
-`, dir, vtURL, cbLn.Addr(), base, base, base, octiNote)
+`, dir, vtURL, cbLn.Addr(), base, base, base, base, octiNote)
 
 	g.Go(func() error {
 		t := time.NewTicker(10 * time.Second)

@@ -25,7 +25,7 @@ func TestDemoRunsAndStops(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, s)
 	}
-	for _, want := range []string{"/feed.json", "/binaries.html", "VirusTotal requests", "demo stopped"} {
+	for _, want := range []string{"/feed.json", "/binaries.html", "/status", "/metrics", "VirusTotal requests", "demo stopped"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
