@@ -18,6 +18,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/vtconnector/vtconnector/internal/stix"
+	"github.com/vtconnector/vtconnector/internal/stix/stixschema"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -273,70 +274,10 @@ func checkGolden(t *testing.T, name string, out Output) {
 	}
 }
 
-// STIX 2.1 schema validation against the official schemas, loaded from the
-// shared spec directory by mapping their $id URLs to local files.
-
-const enrSchemaBase = "http://raw.githubusercontent.com/oasis-open/cti-stix2-json-schemas/stix2.1/schemas/"
-
-type enrSchemaLoader string
-
-func (dir enrSchemaLoader) Load(url string) (any, error) {
-	rel, ok := strings.CutPrefix(url, enrSchemaBase)
-	if !ok {
-		return nil, fmt.Errorf("refusing to load %s: only %s* is available offline", url, enrSchemaBase)
-	}
-	f, err := os.Open(filepath.Join(string(dir), filepath.FromSlash(rel)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return jsonschema.UnmarshalJSON(f)
-}
-
 var (
-	enrSchemaMu       sync.Mutex
-	enrSchemaCompiler *jsonschema.Compiler
-	enrSchemas        = map[string]*jsonschema.Schema{}
+	enrSchemaOnce sync.Once
+	enrSchemas    *stixschema.Validator
 )
-
-// enrSchemaFor returns the compiled schema of a STIX type: its own schema
-// when the official set has one, else core.json for custom domain objects
-// and cyber-observable-core.json for custom observables (OpenCTI's
-// hostname).
-func enrSchemaFor(t *testing.T, stixType string, obj map[string]any) *jsonschema.Schema {
-	t.Helper()
-	dir := enrShared(t, "spec/stix2.1-json-schemas")
-	rel := ""
-	for _, sub := range []string{"sdos", "sros", "observables", "common"} {
-		candidate := sub + "/" + stixType + ".json"
-		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(candidate))); err == nil {
-			rel = candidate
-			break
-		}
-	}
-	if rel == "" {
-		rel = "common/cyber-observable-core.json"
-		if _, ok := obj["created"]; ok {
-			rel = "common/core.json"
-		}
-	}
-	enrSchemaMu.Lock()
-	defer enrSchemaMu.Unlock()
-	if s, ok := enrSchemas[rel]; ok {
-		return s
-	}
-	if enrSchemaCompiler == nil {
-		enrSchemaCompiler = jsonschema.NewCompiler()
-		enrSchemaCompiler.UseLoader(enrSchemaLoader(dir))
-		enrSchemaCompiler.AssertFormat()
-	}
-	s, err := enrSchemaCompiler.Compile(enrSchemaBase + rel)
-	if err != nil {
-		t.Fatalf("compile %s: %v", rel, err)
-	}
-	enrSchemas[rel] = s
-	return s
-}
 
 // validateObjects validates every object against its type's schema.
 func validateObjects(t *testing.T, out Output) {
@@ -348,7 +289,9 @@ func validateObjects(t *testing.T, out Output) {
 		}
 		m, _ := inst.(map[string]any)
 		typ, _ := m["type"].(string)
-		if err := enrSchemaFor(t, typ, m).Validate(inst); err != nil {
+		dir := enrShared(t, "spec/stix2.1-json-schemas")
+		enrSchemaOnce.Do(func() { enrSchemas = stixschema.New(dir) })
+		if err := enrSchemas.ValidateObject(raw); err != nil {
 			t.Errorf("object %d (%s) does not validate:\n%s\n%v", i, typ, raw, err)
 		}
 	}

@@ -5,62 +5,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/vtconnector/vtconnector/internal/stix/stixschema"
 )
-
-// schemaBaseURL is the prefix of the $id of every official STIX 2.1 JSON
-// schema; the loader maps it onto shared/spec/stix2.1-json-schemas so that
-// nothing is fetched.
-const schemaBaseURL = "http://raw.githubusercontent.com/oasis-open/cti-stix2-json-schemas/stix2.1/schemas/"
-
-// localSchemaLoader serves schemaBaseURL from a local directory.
-type localSchemaLoader string
-
-func (dir localSchemaLoader) Load(url string) (any, error) {
-	rel, ok := strings.CutPrefix(url, schemaBaseURL)
-	if !ok {
-		return nil, fmt.Errorf("refusing to load %s: only %s* is available offline", url, schemaBaseURL)
-	}
-	f, err := os.Open(filepath.Join(string(dir), filepath.FromSlash(rel)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return jsonschema.UnmarshalJSON(f)
-}
 
 var (
-	schemaMu    sync.Mutex
-	schemaCache = map[string]*jsonschema.Schema{}
-	compiler    *jsonschema.Compiler
+	validatorOnce sync.Once
+	validator     *stixschema.Validator
 )
+
+func schemas(t *testing.T) *stixschema.Validator {
+	t.Helper()
+	dir := sharedFile(t, "spec/stix2.1-json-schemas")
+	validatorOnce.Do(func() { validator = stixschema.New(dir) })
+	return validator
+}
 
 // stixSchema compiles (once) the official schema at rel, e.g.
 // "sdos/indicator.json", skipping the test when the schemas are absent.
 func stixSchema(t *testing.T, rel string) *jsonschema.Schema {
 	t.Helper()
-	dir := sharedFile(t, "spec/stix2.1-json-schemas")
-	schemaMu.Lock()
-	defer schemaMu.Unlock()
-	if s, ok := schemaCache[rel]; ok {
-		return s
-	}
-	if compiler == nil {
-		compiler = jsonschema.NewCompiler()
-		compiler.UseLoader(localSchemaLoader(dir))
-		compiler.AssertFormat()
-	}
-	s, err := compiler.Compile(schemaBaseURL + rel)
+	s, err := schemas(t).Schema(rel)
 	if err != nil {
-		t.Fatalf("compile %s: %v", rel, err)
+		t.Fatal(err)
 	}
-	schemaCache[rel] = s
 	return s
 }
 
@@ -81,23 +54,10 @@ func validateJSON(t *testing.T, rel string, v any) error {
 	return nil
 }
 
-// schemaForType returns the schema of a STIX type: its own file when the
-// official set has one, else core.json for custom domain objects (they have
-// created) and cyber-observable-core.json for custom observables such as
-// OpenCTI's hostname and text.
+// schemaForType returns the schema file of a STIX type.
 func schemaForType(t *testing.T, stixType string, obj map[string]any) string {
 	t.Helper()
-	dir := sharedFile(t, "spec/stix2.1-json-schemas")
-	for _, sub := range []string{"sdos", "sros", "observables", "common"} {
-		rel := sub + "/" + stixType + ".json"
-		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel))); err == nil {
-			return rel
-		}
-	}
-	if _, ok := obj["created"]; ok {
-		return "common/core.json"
-	}
-	return "common/cyber-observable-core.json"
+	return schemas(t).ForType(stixType, obj)
 }
 
 // validateBundle validates a bundle envelope against common/bundle.json and
