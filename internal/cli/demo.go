@@ -203,7 +203,7 @@ virustotal_quick_scan_threads=4
 			return nil
 		})
 		g.Go(func() error { demoTrigger(gctx, octi, connectorID); return nil })
-		octiNote = fmt.Sprintf("OpenCTI platform (simulated)  http://%s/graphql   (enrichment requests every 3 s)\n  OpenCTI connector status    http://%s/status\n  OpenCTI connector metrics   http://%s/metrics", pLn.Addr(), octiStatus, octiStatus)
+		octiNote = fmt.Sprintf("OpenCTI (simulated)         http://%s/graphql   (enrichment requests every 3 s)\n  OpenCTI connector status    http://%s/status\n  OpenCTI connector metrics   http://%s/metrics", pLn.Addr(), octiStatus, octiStatus)
 	}
 
 	select {
