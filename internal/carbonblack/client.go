@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
 // Errors of the Carbon Black API that callers branch on.
@@ -220,18 +222,7 @@ func ParseCbTime(s string) (time.Time, error) {
 // (UTC, second precision, no zone: the form the original sent).
 func FormatCbTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05") }
 
-func isMD5(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
+func isMD5(s string) bool { return len(s) == 32 && vt.IsHash(s) }
 
 // DownloadBinary fetches a binary (GET /api/v1/binary/<MD5>, a zip whose
 // member "filedata" holds the bytes) and writes its content to a new file

@@ -2,7 +2,6 @@ package carbonblack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -215,11 +214,11 @@ func RecentVerdicts(st *store.Store) func(ctx context.Context, n int) ([]obs.Ver
 		}
 		out := make([]obs.Verdict, 0, len(rs))
 		for _, r := range rs {
-			var v Verdict
-			if json.Unmarshal(r.Value, &v) != nil {
+			v, err := decodeVerdict(r)
+			if err != nil {
 				continue
 			}
-			out = append(out, obs.Verdict{Kind: "file", ID: v.MD5, Label: v.Label, Malicious: v.Positives, Total: v.Total, Link: v.Link, At: r.UpdatedAt})
+			out = append(out, obs.Verdict{Kind: "file", ID: v.MD5, Label: v.Label, Malicious: v.Positives, Total: v.Total, Link: v.Link, At: v.UpdatedAt})
 		}
 		return out, nil
 	}

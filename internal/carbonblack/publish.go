@@ -30,14 +30,23 @@ func (sv StoreVerdicts) ListVerdicts(ctx context.Context, offset, limit int) ([]
 	}
 	out := make([]Verdict, 0, len(rs))
 	for _, r := range rs {
-		var v Verdict
-		if err := json.Unmarshal(r.Value, &v); err != nil {
-			return nil, 0, fmt.Errorf("carbonblack: verdict %s unreadable: %w", r.Key, err)
+		v, err := decodeVerdict(r)
+		if err != nil {
+			return nil, 0, err
 		}
-		v.UpdatedAt = r.UpdatedAt
 		out = append(out, v)
 	}
 	return out, total, nil
+}
+
+// decodeVerdict reads a verdict stored under ResultsNS.
+func decodeVerdict(r store.Result) (Verdict, error) {
+	var v Verdict
+	if err := json.Unmarshal(r.Value, &v); err != nil {
+		return Verdict{}, fmt.Errorf("carbonblack: verdict %s unreadable: %w", r.Key, err)
+	}
+	v.UpdatedAt = r.UpdatedAt
+	return v, nil
 }
 
 // syncer is told when Carbon Black should fetch the feed again.

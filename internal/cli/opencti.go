@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -116,24 +115,12 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 		mux := http.NewServeMux()
 		o.Register(mux)
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return usageError{fmt.Errorf("VTCONNECTOR_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)}
 		}
 		log.Info("status page and metrics", "status", "http://"+ln.Addr().String()+"/status", "metrics", "http://"+ln.Addr().String()+"/metrics")
-		g.Go(func() error {
-			go func() {
-				<-gctx.Done()
-				sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-				defer cancel()
-				_ = srv.Shutdown(sctx)
-			}()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+		serve(g, gctx, ln, mux)
 		g.Go(func() error { return o.Run(gctx) })
 	}
 	g.Go(func() error { return opencti.Run(gctx, cfg, d) })

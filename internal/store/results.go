@@ -95,9 +95,18 @@ func (s *Store) ListResults(ctx context.Context, ns string, offset, limit int) (
 	if err := s.db.QueryRowContext(ctx, countResultSQL, ns).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("store: count results %s: %w", ns, err)
 	}
-	rows, err := s.db.QueryContext(ctx, listResultsSQL, ns, limit, offset)
+	out, err := s.queryResults(ctx, listResultsSQL, ns, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list results %s: %w", ns, err)
+	}
+	return out, total, nil
+}
+
+// queryResults runs a query selecting key, value, updated_at.
+func (s *Store) queryResults(ctx context.Context, query string, args ...any) ([]Result, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []Result
@@ -108,40 +117,20 @@ func (s *Store) ListResults(ctx context.Context, ns string, offset, limit int) (
 			at int64
 		)
 		if err := rows.Scan(&r.Key, &v, &at); err != nil {
-			return nil, 0, fmt.Errorf("store: list results %s: %w", ns, err)
+			return nil, err
 		}
 		r.Value, r.UpdatedAt = []byte(v), goTime(at)
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("store: list results %s: %w", ns, err)
-	}
-	return out, total, nil
+	return out, rows.Err()
 }
 
 const recentResultsSQL = `SELECT key, value, updated_at FROM results WHERE ns = $1 ORDER BY updated_at DESC, key LIMIT $2`
 
 // RecentResults returns the n results of ns that changed last, newest first.
 func (s *Store) RecentResults(ctx context.Context, ns string, n int) ([]Result, error) {
-	rows, err := s.db.QueryContext(ctx, recentResultsSQL, ns, n)
+	out, err := s.queryResults(ctx, recentResultsSQL, ns, n)
 	if err != nil {
-		return nil, fmt.Errorf("store: recent results %s: %w", ns, err)
-	}
-	defer rows.Close()
-	var out []Result
-	for rows.Next() {
-		var (
-			r  Result
-			v  string
-			at int64
-		)
-		if err := rows.Scan(&r.Key, &v, &at); err != nil {
-			return nil, fmt.Errorf("store: recent results %s: %w", ns, err)
-		}
-		r.Value, r.UpdatedAt = []byte(v), goTime(at)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: recent results %s: %w", ns, err)
 	}
 	return out, nil
