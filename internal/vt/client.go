@@ -365,10 +365,16 @@ func (a *Analysis) Completed() bool { return a.Status == "completed" }
 
 // Analysis returns the state of an analysis.
 func (c *Client) Analysis(ctx context.Context, id string) (*Analysis, error) {
+	return c.analysis(ctx, "analysis", "analyses", id)
+}
+
+// analysis GETs <collection>/{id}, an analysis object whose meta names the
+// analysed file or URL. op names the operation in errors.
+func (c *Client) analysis(ctx context.Context, op, collection, id string) (*Analysis, error) {
 	if id == "" {
-		return nil, fmt.Errorf("vt: analysis: %w: empty identifier", ErrBadRequest)
+		return nil, fmt.Errorf("vt: %s: %w: empty identifier", op, ErrBadRequest)
 	}
-	path := "analyses/" + url.PathEscape(id)
+	path := collection + "/" + url.PathEscape(id)
 	data, env, err := c.getData(ctx, path, nil)
 	if err != nil {
 		return nil, err
@@ -427,11 +433,17 @@ func (c *Client) Reanalyse(ctx context.Context, hash string) (string, error) {
 
 // SubmitURL asks VirusTotal to scan a URL and returns the analysis id.
 func (c *Client) SubmitURL(ctx context.Context, rawURL string) (string, error) {
+	return c.submitURL(ctx, "submit url", "urls", rawURL)
+}
+
+// submitURL POSTs the form url=rawURL to collection and returns the
+// analysis id. op names the operation in errors.
+func (c *Client) submitURL(ctx context.Context, op, collection, rawURL string) (string, error) {
 	if strings.TrimSpace(rawURL) == "" {
-		return "", fmt.Errorf("vt: submit url: %w: empty URL", ErrBadRequest)
+		return "", fmt.Errorf("vt: %s: %w: empty URL", op, ErrBadRequest)
 	}
 	form := url.Values{"url": {rawURL}}.Encode()
-	return c.postForAnalysis(ctx, "urls", c.endpoint("urls", nil), strings.NewReader(form),
+	return c.postForAnalysis(ctx, collection, c.endpoint(collection, nil), strings.NewReader(form),
 		"application/x-www-form-urlencoded", int64(len(form)), true)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,11 @@ type Object struct {
 	Self       string // links.self
 	Attributes Attributes
 	Raw        json.RawMessage
+	// Private is true for reports of VirusTotal Private Scanning
+	// (private_file, private_url...). Such a report has no antivirus
+	// verdict: its Attributes.LastAnalysisStats, when VirusTotal sent
+	// none, is PrivateStats of its sandbox verdicts (Raw is left as sent).
+	Private bool
 }
 
 // Stats is last_analysis_stats (or an analysis's stats).
@@ -114,6 +120,11 @@ type Attributes struct {
 	PopularThreat       *ThreatClassification `json:"popular_threat_classification"`
 	KnownDistributors   json.RawMessage       `json:"known_distributors"`
 
+	// Files, including private ones: the verdicts of the sandboxes that
+	// detonated the file, by sandbox name, and VirusTotal's severity.
+	SandboxVerdicts map[string]SandboxVerdict `json:"sandbox_verdicts"`
+	ThreatSeverity  *ThreatSeverity           `json:"threat_severity"`
+
 	// IP addresses.
 	ASN       int64  `json:"asn"`
 	ASOwner   string `json:"as_owner"`
@@ -205,6 +216,9 @@ func DecodeObject(raw json.RawMessage) (*Object, error) {
 		if err := tolerant(json.Unmarshal(a, &o.Attributes)); err != nil {
 			return nil, fmt.Errorf("vt: decode %s %q attributes: %w", w.Type, w.ID, err)
 		}
+	}
+	if strings.HasPrefix(w.Type, "private_") {
+		markPrivate(o)
 	}
 	return o, nil
 }

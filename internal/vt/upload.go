@@ -30,46 +30,58 @@ const (
 // larger ones to a URL from GET /files/upload_url; over 650 MB is refused
 // with ErrTooLarge before anything is sent.
 func (c *Client) UploadFile(ctx context.Context, path string) (string, error) {
+	return c.uploadFile(ctx, "upload", "files", path)
+}
+
+// uploadFile streams the file at path to collection (POST <collection>, or
+// the URL from GET <collection>/upload_url when it does not fit in a direct
+// upload) and returns the analysis id. op names the operation in errors.
+func (c *Client) uploadFile(ctx context.Context, op, collection, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("vt: upload: %w", err)
+		return "", fmt.Errorf("vt: %s: %w", op, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("vt: upload: %w", err)
+		return "", fmt.Errorf("vt: %s: %w", op, err)
 	}
 	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("vt: upload %s: not a regular file", path)
+		return "", fmt.Errorf("vt: %s %s: not a regular file", op, path)
 	}
 	size := st.Size()
 	if size > MaxUpload {
-		return "", fmt.Errorf("vt: upload %s: %d bytes: %w (limit %d)", path, size, ErrTooLarge, int64(MaxUpload))
+		return "", fmt.Errorf("vt: %s %s: %d bytes: %w (limit %d)", op, path, size, ErrTooLarge, int64(MaxUpload))
 	}
-	target, apiPath := c.endpoint("files", nil), "files"
+	target, apiPath := c.endpoint(collection, nil), collection
 	if size+multipartSlack > MaxDirectUpload {
-		u, err := c.UploadURL(ctx)
+		u, err := c.uploadURL(ctx, collection+"/upload_url")
 		if err != nil {
 			return "", err
 		}
-		target, apiPath = u, "files/upload_url → POST"
+		target, apiPath = u, collection+"/upload_url → POST"
 	}
 	body, ctype, n, err := multipartFile(f, filepath.Base(path), size)
 	if err != nil {
-		return "", fmt.Errorf("vt: upload %s: %w", path, err)
+		return "", fmt.Errorf("vt: %s %s: %w", op, path, err)
 	}
 	return c.postForAnalysis(ctx, apiPath, target, body, ctype, n, false)
 }
 
 // UploadURL asks for a single-use URL to upload a large file to.
 func (c *Client) UploadURL(ctx context.Context) (string, error) {
-	data, _, err := c.getData(ctx, "files/upload_url", nil)
+	return c.uploadURL(ctx, "files/upload_url")
+}
+
+// uploadURL GETs path, whose data is a single-use upload URL.
+func (c *Client) uploadURL(ctx context.Context, path string) (string, error) {
+	data, _, err := c.getData(ctx, path, nil)
 	if err != nil {
 		return "", err
 	}
 	var u string
 	if err := json.Unmarshal(data, &u); err != nil || !strings.HasPrefix(u, "http") {
-		return "", fmt.Errorf("vt: GET files/upload_url: %w: data is not a URL", ErrTransient)
+		return "", fmt.Errorf("vt: GET %s: %w: data is not a URL", path, ErrTransient)
 	}
 	return u, nil
 }
