@@ -41,6 +41,12 @@ func (s *Server) status(a *analysis, now time.Time) string {
 // file created in the same second is the same analysis, as the id says.
 // s.mu must be held.
 func (s *Server) newFileAnalysis(hit fileHit, now time.Time) *analysis {
+	return newFileAnalysisIn(s.analyses, hit, now)
+}
+
+// newFileAnalysisIn is newFileAnalysis recording into analyses (the
+// public ones or a key's private ones).
+func newFileAnalysisIn(analyses map[string]*analysis, hit fileHit, now time.Time) *analysis {
 	md5 := ""
 	if hit.fixture != nil {
 		md5 = hit.fixture.md5
@@ -48,11 +54,11 @@ func (s *Server) newFileAnalysis(hit fileHit, now time.Time) *analysis {
 		md5 = hit.rec.md5
 	}
 	id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s:%d", md5, now.Unix()))
-	if a := s.analyses[id]; a != nil {
+	if a := analyses[id]; a != nil {
 		return a
 	}
 	a := &analysis{id: id, created: now, file: hit.rec, fixture: hit.fixture}
-	s.analyses[id] = a
+	analyses[id] = a
 	if hit.rec != nil {
 		hit.rec.analyses = append(hit.rec.analyses, a)
 	}
@@ -61,22 +67,33 @@ func (s *Server) newFileAnalysis(hit fileHit, now time.Time) *analysis {
 
 // newURLAnalysis starts analysing a URL. s.mu must be held.
 func (s *Server) newURLAnalysis(u *urlRecord, now time.Time) *analysis {
+	return newURLAnalysisIn(s.analyses, u, now)
+}
+
+// newURLAnalysisIn is newURLAnalysis recording into analyses.
+func newURLAnalysisIn(analyses map[string]*analysis, u *urlRecord, now time.Time) *analysis {
 	id := fmt.Sprintf("u-%s-%d", u.id, now.Unix())
-	if a := s.analyses[id]; a != nil {
+	if a := analyses[id]; a != nil {
 		return a
 	}
 	a := &analysis{id: id, created: now, url: u}
-	s.analyses[id] = a
+	analyses[id] = a
 	u.analyses = append(u.analyses, a)
 	return a
 }
 
 // analysisDescriptor is the answer to an upload or submission.
 func analysisDescriptor(a *analysis, rq *request) obj {
+	return analysisRef("analysis", "analyses/", a, rq)
+}
+
+// analysisRef is the descriptor of an analysis of type typ served under
+// collection (e.g. "analyses/").
+func analysisRef(typ, collection string, a *analysis, rq *request) obj {
 	return dataEnvelope(obj{
-		"type":  "analysis",
+		"type":  typ,
 		"id":    a.id,
-		"links": obj{"self": rq.apiURL("analyses/" + a.id)},
+		"links": obj{"self": rq.apiURL(collection + a.id)},
 	})
 }
 
@@ -106,23 +123,26 @@ func (s *Server) analysisObject(a *analysis, now time.Time, rq *request) obj {
 			attrs["stats"], attrs["results"] = v.stats, v.results
 		}
 	}
-	var meta obj
-	switch {
-	case a.fixture != nil:
-		meta = obj{"file_info": obj{"sha256": a.fixture.sha256, "sha1": a.fixture.sha1, "md5": a.fixture.md5, "size": a.fixture.size}}
-	case a.file != nil:
-		meta = obj{"file_info": obj{"sha256": a.file.sha256, "sha1": a.file.sha1, "md5": a.file.md5, "size": a.file.size}}
-	default:
-		meta = obj{"url_info": obj{"id": a.url.id, "url": a.url.url}}
-	}
 	return obj{
-		"meta": meta,
+		"meta": analysisMeta(a),
 		"data": obj{
 			"type":       "analysis",
 			"id":         a.id,
 			"links":      obj{"self": rq.apiURL("analyses/" + a.id)},
 			"attributes": attrs,
 		},
+	}
+}
+
+// analysisMeta is the meta member of an analysis: what was analysed.
+func analysisMeta(a *analysis) obj {
+	switch {
+	case a.fixture != nil:
+		return obj{"file_info": obj{"sha256": a.fixture.sha256, "sha1": a.fixture.sha1, "md5": a.fixture.md5, "size": a.fixture.size}}
+	case a.file != nil:
+		return obj{"file_info": obj{"sha256": a.file.sha256, "sha1": a.file.sha1, "md5": a.file.md5, "size": a.file.size}}
+	default:
+		return obj{"url_info": obj{"id": a.url.id, "url": a.url.url}}
 	}
 }
 

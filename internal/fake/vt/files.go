@@ -3,6 +3,7 @@ package vt
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -153,15 +154,8 @@ func (s *Server) fileObject(rec *fileRecord, now time.Time, rq *request) obj {
 		reputation = int(s.digest("reputation", rec.sha256)[0] % 5)
 	}
 	tags := append([]string{}, rec.tags...)
-	attrs := obj{
-		"md5":                    rec.md5,
-		"sha1":                   rec.sha1,
-		"sha256":                 rec.sha256,
-		"size":                   rec.size,
-		"type_description":       rec.kind.description,
-		"type_tag":               rec.kind.tag,
-		"magic":                  rec.kind.magic,
-		"names":                  nonNil(rec.names),
+	attrs := fileIdentity(rec)
+	maps.Copy(attrs, obj{
 		"reputation":             reputation,
 		"times_submitted":        times,
 		"unique_sources":         sources,
@@ -172,13 +166,7 @@ func (s *Server) fileObject(rec *fileRecord, now time.Time, rq *request) obj {
 		"last_analysis_stats":    v.stats,
 		"last_analysis_results":  v.results,
 		"total_votes":            obj{"harmless": votesH, "malicious": votesM},
-	}
-	if rec.kind.ext != "" {
-		attrs["type_extension"] = rec.kind.ext
-	}
-	if len(rec.names) > 0 {
-		attrs["meaningful_name"] = rec.names[0]
-	}
+	})
 	if th := v.threat; th != nil && v.stats["malicious"] >= 5 {
 		attrs["popular_threat_classification"] = s.threatClassification(rec.sha256, th, v.stats["malicious"])
 		if yara := s.yaraMatches(rec.sha256, th, lastAnalysis); len(yara) > 0 {
@@ -196,6 +184,28 @@ func (s *Server) fileObject(rec *fileRecord, now time.Time, rq *request) obj {
 		"links":      obj{"self": rq.apiURL("files/" + rec.sha256)},
 		"attributes": attrs,
 	}
+}
+
+// fileIdentity is the attributes saying what a file is (hashes, size,
+// type, names), common to public and private reports.
+func fileIdentity(rec *fileRecord) obj {
+	attrs := obj{
+		"md5":              rec.md5,
+		"sha1":             rec.sha1,
+		"sha256":           rec.sha256,
+		"size":             rec.size,
+		"type_description": rec.kind.description,
+		"type_tag":         rec.kind.tag,
+		"magic":            rec.kind.magic,
+		"names":            nonNil(rec.names),
+	}
+	if rec.kind.ext != "" {
+		attrs["type_extension"] = rec.kind.ext
+	}
+	if len(rec.names) > 0 {
+		attrs["meaningful_name"] = rec.names[0]
+	}
+	return attrs
 }
 
 func (s *Server) threatClassification(key string, th *threat, detections int) obj {

@@ -43,6 +43,9 @@ type Config struct {
 	// PremiumKeys may use premium endpoints (file download); other keys get
 	// 403 ForbiddenError there.
 	PremiumKeys []string
+	// PrivateKeys may use the Private Scanning endpoints (/private/...);
+	// other keys get 403 ForbiddenError there. Empty means every key may.
+	PrivateKeys []string
 	// Seed makes every synthetic object and the fault sequence reproducible.
 	Seed int64
 }
@@ -97,6 +100,7 @@ type Server struct {
 	unknownPct    uint64
 	keys          map[string]bool
 	premium       map[string]bool
+	privateKeys   map[string]bool
 	routes        []route
 	yaraPool      map[string]yaraSeed // ruleset id -> what it detects
 	yaraByFamily  map[string][]string // family -> ruleset ids
@@ -104,26 +108,27 @@ type Server struct {
 	statsMu sync.Mutex // guards stats
 	stats   Stats
 
-	mu           sync.Mutex              // guards everything below
-	fixtures     map[string][]byte       // API path without prefix -> verbatim body
-	fixtureFiles map[string]*fixtureFile // any hash of a loaded file report
-	fixtureURLs  map[string]string       // loaded URL report id -> URL
-	synthFiles   map[string]*fileRecord  // synthetic files with analyses, by each hash
-	synthAlias   map[string]string       // derived hash of a synthetic file -> the id it came from
-	uploads      map[string]*fileRecord  // uploaded files, by each hash
-	urls         map[string]*urlRecord   // URLs seen by base64 id or submitted, by sha256
-	analyses     map[string]*analysis    // by analysis id
-	uploadSlots  map[string]*uploadSlot  // by upload URL token
-	downloads    map[string]*fileRecord  // by download URL token
-	storedBytes  int64                   // uploaded bytes kept for download
-	seq          uint64                  // for unique tokens
-	quotas       map[string]*keyQuota    // by API key
-	faults       *rand.Rand              // the fault sequence
+	mu           sync.Mutex               // guards everything below
+	fixtures     map[string][]byte        // API path without prefix -> verbatim body
+	fixtureFiles map[string]*fixtureFile  // any hash of a loaded file report
+	fixtureURLs  map[string]string        // loaded URL report id -> URL
+	synthFiles   map[string]*fileRecord   // synthetic files with analyses, by each hash
+	synthAlias   map[string]string        // derived hash of a synthetic file -> the id it came from
+	uploads      map[string]*fileRecord   // uploaded files, by each hash
+	urls         map[string]*urlRecord    // URLs seen by base64 id or submitted, by sha256
+	analyses     map[string]*analysis     // by analysis id
+	private      map[string]*privateStore // what each API key scanned privately
+	uploadSlots  map[string]*uploadSlot   // by upload URL token
+	downloads    map[string]*fileRecord   // by download URL token
+	storedBytes  int64                    // uploaded bytes kept for download
+	seq          uint64                   // for unique tokens
+	quotas       map[string]*keyQuota     // by API key
+	faults       *rand.Rand               // the fault sequence
 }
 
 // New returns a simulator configured by cfg.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, keys: set(cfg.Keys), premium: set(cfg.PremiumKeys)}
+	s := &Server{cfg: cfg, keys: set(cfg.Keys), premium: set(cfg.PremiumKeys), privateKeys: set(cfg.PrivateKeys)}
 	switch {
 	case cfg.AnalysisDelay == 0:
 		s.analysisDelay = defaultAnalysisDelay
@@ -164,6 +169,7 @@ func (s *Server) resetState() {
 	s.uploads = map[string]*fileRecord{}
 	s.urls = map[string]*urlRecord{}
 	s.analyses = map[string]*analysis{}
+	s.private = map[string]*privateStore{}
 	s.uploadSlots = map[string]*uploadSlot{}
 	s.downloads = map[string]*fileRecord{}
 	s.quotas = map[string]*keyQuota{}
@@ -235,6 +241,13 @@ func (s *Server) buildRoutes() []route {
 		{http.MethodGet, "domains/{domain}", s.handleGetDomain},
 		{http.MethodGet, "domains/{domain}/resolutions", s.handleDomainResolutions},
 		{http.MethodGet, "yara_rulesets/{id}", s.handleGetYaraRuleset},
+		{http.MethodGet, "private/files/upload_url", s.privateOnly(s.handlePrivateUploadURL)},
+		{http.MethodPost, "private/files", s.privateOnly(s.handlePrivateUpload)},
+		{http.MethodGet, "private/files/{id}", s.privateOnly(s.handleGetPrivateFile)},
+		{http.MethodGet, "private/analyses/{id}", s.privateOnly(s.handleGetPrivateAnalysis)},
+		{http.MethodGet, "private/analyses/{id}/item", s.privateOnly(s.handlePrivateAnalysisItem)},
+		{http.MethodPost, "private/urls", s.privateOnly(s.handlePrivateSubmitURL)},
+		{http.MethodGet, "private/urls/{id}", s.privateOnly(s.handleGetPrivateURL)},
 	}
 	routes := make([]route, 0, len(table))
 	for _, t := range table {

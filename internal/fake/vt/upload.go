@@ -18,20 +18,39 @@ import (
 
 // uploadSlot is a single-use upload URL.
 type uploadSlot struct {
-	owner string // API key that asked for it; its quota pays for the upload
-	used  bool
+	owner   string // API key that asked for it; its quota pays for the upload
+	used    bool
+	private bool // asked for at /private/files/upload_url
 }
 
 func (s *Server) handleUploadURL(w http.ResponseWriter, r *http.Request, rq *request) {
+	s.grantUploadSlot(w, rq, false)
+}
+
+// grantUploadSlot answers with a fresh single-use upload URL for rq.key.
+func (s *Server) grantUploadSlot(w http.ResponseWriter, rq *request, private bool) {
 	s.mu.Lock()
 	token := s.hexID(48, "upload-url", rq.key, fmt.Sprint(s.nextSeq()))
-	s.uploadSlots[token] = &uploadSlot{owner: rq.key}
+	s.uploadSlots[token] = &uploadSlot{owner: rq.key, private: private}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, dataEnvelope(rq.base+uploadPrefix+token+"/"))
 }
 
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, rq *request) {
-	s.receive(w, r, rq, maxDirectBody, maxDirectBody)
+	if got, ok := s.receive(w, r, maxDirectBody, maxDirectBody); ok {
+		s.startUpload(w, got, rq)
+	}
+}
+
+// startUpload stores a received public upload and answers with its new
+// analysis.
+func (s *Server) startUpload(w http.ResponseWriter, got *received, rq *request) {
+	now := time.Now()
+	s.mu.Lock()
+	rec := s.storeUpload(s.uploads, got, now)
+	a := s.newFileAnalysis(fileHit{rec: rec}, now)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, analysisDescriptor(a, rq))
 }
 
 // serveUploadSlot answers a POST to an upload URL: the URL is the
@@ -57,7 +76,14 @@ func (s *Server) serveUploadSlot(w http.ResponseWriter, r *http.Request, m match
 	if !s.admit(w, slot.owner, rq.received) {
 		return
 	}
-	s.receive(w, r, rq, maxUploadURLFile+multipartSlack, maxUploadURLFile)
+	got, ok := s.receive(w, r, maxUploadURLFile+multipartSlack, maxUploadURLFile)
+	switch {
+	case !ok:
+	case slot.private:
+		s.startPrivateUpload(w, got, rq)
+	default:
+		s.startUpload(w, got, rq)
+	}
 }
 
 // received is a file read from a multipart upload.
@@ -99,26 +125,27 @@ func (h *head) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// receive streams a multipart upload (field "file", optional "password"),
-// hashing while reading, and starts its analysis.
-func (s *Server) receive(w http.ResponseWriter, r *http.Request, rq *request, maxBody, maxFile int64) {
+// receive streams a multipart upload (field "file", other fields such as
+// "password" ignored), hashing while reading. It writes the error and
+// reports false when the upload is unusable.
+func (s *Server) receive(w http.ResponseWriter, r *http.Request, maxBody, maxFile int64) (*received, bool) {
 	tooLarge := func() {
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLargeError",
 			fmt.Sprintf("Request body is larger than %d bytes; use /files/upload_url for files larger than 32MB (up to 650MB)", maxBody))
 	}
 	if r.ContentLength > maxBody {
 		tooLarge()
-		return
+		return nil, false
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "multipart/form-data" {
 		writeError(w, http.StatusBadRequest, "BadRequestError", "Expecting a multipart/form-data body with a \"file\" field")
-		return
+		return nil, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "BadRequestError", "Malformed multipart body: "+err.Error())
-		return
+		return nil, false
 	}
 	var got *received
 	for {
@@ -129,10 +156,10 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, rq *request, ma
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				tooLarge()
-				return
+				return nil, false
 			}
 			writeError(w, http.StatusBadRequest, "BadRequestError", "Malformed multipart body: "+err.Error())
-			return
+			return nil, false
 		}
 		if part.FormName() == "file" && got == nil {
 			got, err = readFilePart(part, r.ContentLength)
@@ -143,26 +170,21 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, rq *request, ma
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				tooLarge()
-				return
+				return nil, false
 			}
 			writeError(w, http.StatusBadRequest, "BadRequestError", "Reading upload: "+err.Error())
-			return
+			return nil, false
 		}
 	}
 	if got == nil {
 		writeError(w, http.StatusBadRequest, "BadRequestError", "No file was submitted: the multipart field \"file\" is missing")
-		return
+		return nil, false
 	}
 	if got.size > maxFile {
 		tooLarge()
-		return
+		return nil, false
 	}
-	now := time.Now()
-	s.mu.Lock()
-	rec := s.storeUpload(got, now)
-	a := s.newFileAnalysis(fileHit{rec: rec}, now)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, analysisDescriptor(a, rq))
+	return got, true
 }
 
 func readFilePart(part io.Reader, contentLength int64) (*received, error) {
@@ -201,15 +223,16 @@ func cleanName(name string) string {
 	return name
 }
 
-// storeUpload records an uploaded file. s.mu must be held.
-func (s *Server) storeUpload(got *received, now time.Time) *fileRecord {
-	rec := s.uploads[got.sha256]
+// storeUpload records an uploaded file in store (by each of its hashes).
+// s.mu must be held.
+func (s *Server) storeUpload(store map[string]*fileRecord, got *received, now time.Time) *fileRecord {
+	rec := store[got.sha256]
 	if rec == nil {
 		kind, isEICAR := sniff(got.head, got.size)
 		rec = &fileRecord{md5: got.md5, sha1: got.sha1, sha256: got.sha256, size: got.size,
 			kind: kind, tags: append([]string{}, kind.tags...), uploaded: true, eicar: isEICAR}
 		for _, h := range []string{got.md5, got.sha1, got.sha256} {
-			s.uploads[h] = rec
+			store[h] = rec
 		}
 	}
 	rec.submissions = append(rec.submissions, now)

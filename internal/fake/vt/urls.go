@@ -64,8 +64,11 @@ func decodeURLID(id string) (string, bool) {
 // resolveURLID turns a URL id into the sha256 id and, when known, the URL.
 // It writes the error and reports false when the id is unusable.
 func (s *Server) resolveURLID(w http.ResponseWriter, id string) (sha, rawURL string, ok bool) {
-	if len(id) == 64 && isHex(id) {
-		sha = strings.ToLower(id)
+	sha, canonical, ok := parseURLID(w, id)
+	if !ok {
+		return "", "", false
+	}
+	if canonical == "" {
 		s.mu.Lock()
 		if u := s.urls[sha]; u != nil {
 			rawURL = u.url
@@ -75,23 +78,32 @@ func (s *Server) resolveURLID(w http.ResponseWriter, id string) (sha, rawURL str
 		s.mu.Unlock()
 		return sha, rawURL, true
 	}
+	s.mu.Lock()
+	s.rememberURL(sha, canonical)
+	s.mu.Unlock()
+	return sha, canonical, true
+}
+
+// parseURLID reads a URL id: a SHA-256 (canonical is then empty) or the
+// base64 of a URL. It writes the error and reports false when the id is
+// unusable. It changes no state.
+func parseURLID(w http.ResponseWriter, id string) (sha, canonical string, ok bool) {
+	if len(id) == 64 && isHex(id) {
+		return strings.ToLower(id), "", true
+	}
 	decoded, ok := decodeURLID(id)
 	if !ok {
 		writeError(w, http.StatusBadRequest, "InvalidArgumentError",
 			fmt.Sprintf("Invalid URL identifier %q: expected a SHA-256 or the URL in unpadded base64url", id))
 		return "", "", false
 	}
-	canonical, ok := canonicalURL(decoded)
+	canonical, ok = canonicalURL(decoded)
 	if !ok {
 		// The real service answers ids that decode to garbage with 404.
 		urlNotFound(w, id)
 		return "", "", false
 	}
-	sha = urlSHA(canonical)
-	s.mu.Lock()
-	s.rememberURL(sha, canonical)
-	s.mu.Unlock()
-	return sha, canonical, true
+	return urlSHA(canonical), canonical, true
 }
 
 // rememberURL records a URL seen by base64 id or submission. s.mu must be
@@ -245,34 +257,8 @@ func (s *Server) urlObject(sha string, now time.Time, rq *request) obj {
 }
 
 func (s *Server) handleSubmitURL(w http.ResponseWriter, r *http.Request, rq *request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	var raw string
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch mt {
-	case "multipart/form-data":
-		if err := r.ParseMultipartForm(maxFormBody); err != nil {
-			writeError(w, http.StatusBadRequest, "BadRequestError", "Malformed multipart body: "+err.Error())
-			return
-		}
-		raw = r.FormValue("url")
-	case "application/x-www-form-urlencoded":
-		if err := r.ParseForm(); err != nil {
-			writeError(w, http.StatusBadRequest, "BadRequestError", "Malformed form body: "+err.Error())
-			return
-		}
-		raw = r.PostFormValue("url")
-	default:
-		writeError(w, http.StatusBadRequest, "BadRequestError",
-			"Expecting an application/x-www-form-urlencoded or multipart/form-data body with a \"url\" field")
-		return
-	}
-	if raw == "" {
-		writeError(w, http.StatusBadRequest, "BadRequestError", "Missing form field \"url\"")
-		return
-	}
-	canonical, ok := canonicalURL(raw)
+	canonical, ok := submittedURL(w, r)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "InvalidArgumentError", fmt.Sprintf("Unable to canonicalize url %q", raw))
 		return
 	}
 	now := time.Now()
@@ -282,6 +268,43 @@ func (s *Server) handleSubmitURL(w http.ResponseWriter, r *http.Request, rq *req
 	a := s.newURLAnalysis(u, now)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, analysisDescriptor(a, rq))
+}
+
+// submittedURL reads the "url" field of a URL submission (urlencoded or
+// multipart form) and canonicalises it. It writes the error and reports
+// false when there is no usable URL.
+func submittedURL(w http.ResponseWriter, r *http.Request) (string, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	var raw string
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(maxFormBody); err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequestError", "Malformed multipart body: "+err.Error())
+			return "", false
+		}
+		raw = r.FormValue("url")
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequestError", "Malformed form body: "+err.Error())
+			return "", false
+		}
+		raw = r.PostFormValue("url")
+	default:
+		writeError(w, http.StatusBadRequest, "BadRequestError",
+			"Expecting an application/x-www-form-urlencoded or multipart/form-data body with a \"url\" field")
+		return "", false
+	}
+	if raw == "" {
+		writeError(w, http.StatusBadRequest, "BadRequestError", "Missing form field \"url\"")
+		return "", false
+	}
+	canonical, ok := canonicalURL(raw)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "InvalidArgumentError", fmt.Sprintf("Unable to canonicalize url %q", raw))
+		return "", false
+	}
+	return canonical, true
 }
 
 // handleRescanURL answers POST /urls/{id}/analyse for a known URL.
