@@ -57,9 +57,10 @@ binaries and adds a few more every few seconds.`,
 
 func newSimulateVTCmd(e *env) *cobra.Command {
 	var (
-		addr string
-		cfg  fakevt.Config
-		keys []string
+		addr        string
+		cfg         fakevt.Config
+		keys        []string
+		privateKeys []string
 	)
 	cmd := &cobra.Command{
 		Use:   "vt",
@@ -76,7 +77,7 @@ func newSimulateVTCmd(e *env) *cobra.Command {
 			if cfg.QuotaPerMinute < 0 || cfg.QuotaPerDay < 0 {
 				return usagef("quotas must not be negative")
 			}
-			cfg.Keys = keys
+			cfg.Keys, cfg.PrivateKeys = keys, privateKeys
 			return fakevt.ListenAndServe(cmd.Context(), addr, cfg, log)
 		},
 	}
@@ -88,6 +89,7 @@ func newSimulateVTCmd(e *env) *cobra.Command {
 	fl.Float64Var(&cfg.FaultRate, "fault-rate", 0, "fraction of requests answered 503 TransientError")
 	fl.DurationVar(&cfg.AnalysisDelay, "analysis-delay", 0, "time an upload's analysis takes (default 2s)")
 	fl.StringSliceVar(&keys, "key", nil, "accepted API keys (default: any non-empty key)")
+	fl.StringSliceVar(&privateKeys, "private-keys", nil, "API keys licensed for Private Scanning (/private/...; default: every key)")
 	fl.Int64Var(&cfg.Seed, "seed", 0, "seed of the synthetic objects")
 	return cmd
 }

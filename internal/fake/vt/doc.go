@@ -7,7 +7,10 @@
 // codes and statuses, the x-apikey authentication, per-key quotas (a sliding
 // 60 s window and a UTC calendar day), injected latency and transient faults,
 // and the life cycle of uploads, rescans and URL submissions
-// (queued -> in-progress -> completed, computed lazily from timestamps).
+// (queued -> in-progress -> completed, computed lazily from timestamps), and
+// the same for Private Scanning under /private/ (per key, invisible to the
+// public endpoints, reports with sandbox verdicts instead of antivirus
+// results; Config.PrivateKeys holds the licensed keys).
 //
 // Objects nobody has uploaded or loaded are synthesised deterministically from
 // their identifier and Config.Seed: the same id always yields the same bytes,
