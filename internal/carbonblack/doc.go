@@ -12,6 +12,12 @@
 // /healthz). The server reads verdicts through the one-method
 // VerdictLister it declares; it knows nothing of the store.
 //
+// Files of the feed part: feed.go is the document model, feedinfo.go the
+// VirusTotal feedinfo with its icons (embedded from icons/), reports.go
+// turns verdicts into reports, validate.go checks a feed's values and
+// validatejson.go a serialised document's shape, feedcache.go renders and
+// caches the document, and server.go serves it.
+//
 // The package must not import other fronts (opencti, cli) and never calls
 // VirusTotal except through the engine and the vt client it is given.
 package carbonblack

@@ -6,10 +6,24 @@
 // connector.
 //
 // graphql.go talks to the platform, amqp.go to RabbitMQ, split.go cuts
-// bundles the way pycti does, connector.go runs the loop, and enrich.go,
-// note.go and score.go turn a VirusTotal report into STIX 2.1 objects
-// without any I/O. Lookups go through internal/engine (quota, cache,
-// de-duplication); the package never calls VirusTotal on its own.
+// bundles the way pycti does, and connector.go runs the loop. The rest turns
+// a VirusTotal report into STIX 2.1 objects without any I/O:
+//
+//   - entity.go is the enriched entity and its accessors, parseentity.go
+//     checks and decodes the one the platform sends, lookup.go says what to
+//     ask VirusTotal for it, and observables.go reads the observables an
+//     Indicator's pattern names (with stix.PatternComparisons);
+//   - options.go holds the enrichment settings and build.go the builder
+//     (Build), whose steps live beside their subject: entityupdate.go (the
+//     score, reference, labels, hashes and names written on the entity),
+//     score.go, indicator.go, yara.go with yararule.go (the matched rule
+//     cut out of its ruleset), relationships.go (autonomous system,
+//     country, resolutions; countries.go is the country name table) and
+//     note.go;
+//   - jsonvalue.go edits the decoded JSON of entities.
+//
+// Lookups go through internal/engine (quota, cache, de-duplication); the
+// package never calls VirusTotal on its own.
 //
 // It must not import the other fronts or internal/cli.
 package opencti

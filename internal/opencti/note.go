@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -403,4 +404,68 @@ func attributeRows(entityType string, attrs map[string]json.RawMessage, a *vt.At
 // a fenced code block, as in the original.
 func scoreNoteContent(score int) string {
 	return "```\n" + strconv.Itoa(score) + "\n```"
+}
+
+// note returns a note with its stable id, created by the author and
+// carrying the entity's markings.
+func (b *builder) note(kind, keyEntityID, abstract, content string, refs []string) stix.Note {
+	n := newStableNote(kind, keyEntityID, abstract, content, refs, b.in.Now)
+	n.CreatedByRef = b.author
+	n.ObjectMarkingRefs = slices.Clone(b.markings)
+	return n
+}
+
+// noteRefs are the objects the VirusTotal notes are about: the observable,
+// and in Indicator mode the Indicator too.
+func (b *builder) noteRefs() []string {
+	if b.indMode {
+		return []string{b.targetID, b.obs.ID}
+	}
+	return []string{b.obs.ID}
+}
+
+// fileReportNote adds the "VirusTotal Report" note of a file (§5.8.1).
+func (b *builder) fileReportNote() {
+	raw, ok := b.attrs["last_analysis_results"]
+	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+		return
+	}
+	results, err := engineResults(raw)
+	if err != nil {
+		b.warn("%v: no report note", err)
+		return
+	}
+	content := fileReportContent(statsMembers(b.attrs["last_analysis_stats"]), totalAnalyses(results, b.a.LastAnalysisStats), results, b.attributes())
+	b.add(b.note(noteKindReport, b.obs.ID, "VirusTotal Report", content, b.noteRefs()))
+}
+
+// resultsNote adds the results note of an IP address, domain, hostname or
+// URL, with the categories in the same note (§5.8.2, §5.8.3).
+func (b *builder) resultsNote() {
+	statsRaw, hasStats := b.attrs["last_analysis_stats"]
+	stats := statsMembers(statsRaw)
+	categories, err := orderedMembers(b.attrs["categories"])
+	if err != nil {
+		b.warn("categories: %v: left out of the note", err)
+		categories = nil
+	}
+	if (!hasStats || len(stats) == 0) && len(categories) == 0 {
+		return
+	}
+	results, err := engineResults(b.attrs["last_analysis_results"])
+	if err != nil {
+		b.warn("%v: engine rows left out", err)
+		results = nil
+	}
+	content := resultsContent(stats, totalAnalyses(results, b.a.LastAnalysisStats), results, categories, b.attributes())
+	abstract := fmt.Sprintf("VirusTotal Results (%s: %s)", b.obs.Type, b.obs.Value())
+	b.add(b.note(noteKindResults, b.obs.ID, abstract, content, b.noteRefs()))
+}
+
+// attributes is the attributes block of the observable, "" when disabled.
+func (b *builder) attributes() string {
+	if !b.in.Opts.IncludeAttributesInNote {
+		return ""
+	}
+	return attributesBlock(b.obs.Type, b.obs.Value(), attributeRows(b.obs.Type, b.attrs, b.a, b.names, b.in.ServingIP))
 }

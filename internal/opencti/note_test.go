@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vtconnector/vtconnector/internal/stix"
+	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
 func TestNoteOrderedMembersKeepsKeyOrder(t *testing.T) {
@@ -242,5 +243,37 @@ func TestNoteStableIDs(t *testing.T) {
 func TestNoteScoreContent(t *testing.T) {
 	if got := scoreNoteContent(72); got != "```\n72\n```" {
 		t.Errorf("scoreNoteContent = %q", got)
+	}
+}
+
+func TestBuildNoteIDStableAcrossReports(t *testing.T) {
+	first := loadVTObject(t, "ip_138.128.150.133.json")
+	second := withAttributes(t, first, func(a map[string]any) {
+		a["last_analysis_stats"] = map[string]any{"harmless": 60, "malicious": 30, "suspicious": 1, "undetected": 3}
+		a["as_owner"] = "SOMEONE ELSE"
+	})
+	e := valueObservable(t, TypeIPv4Addr, "138.128.150.133", []string{tlpGreen}, nil)
+	var notes []map[string]any
+	for i, r := range []*vt.Object{first, second} {
+		in := enrInput(e, r, nil)
+		in.Now = enrNow.Add(time.Duration(i) * 24 * time.Hour)
+		out, err := Build(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns := byType(decodeObjects(t, out), "note")
+		if len(ns) != 1 {
+			t.Fatalf("build %d: %d notes, want 1 (results and categories in one note)", i, len(ns))
+		}
+		notes = append(notes, ns[0])
+	}
+	if notes[0]["id"] != notes[1]["id"] {
+		t.Errorf("note ids differ across builds: %v, %v", notes[0]["id"], notes[1]["id"])
+	}
+	if notes[0]["content"] == notes[1]["content"] {
+		t.Error("the two reports gave the same content; the test proves nothing")
+	}
+	if want := stix.NoteID("vtconnector:virustotal-results:"+e.ID, time.Time{}); notes[0]["id"] != want {
+		t.Errorf("note id = %v, want %s", notes[0]["id"], want)
 	}
 }

@@ -4,7 +4,8 @@
 // Identity, the observables, external references, marking definitions and
 // the Bundle that carries them), the UUIDv5 ids that pycti and the OpenCTI
 // platform compute for them, STIX pattern builders with correct string
-// escaping, and the TLP levels and max-TLP gate of the original VirusTotal
+// escaping (pattern.go) and a tolerant reader of the comparisons a pattern
+// makes (patternparse.go), and the TLP levels and max-TLP gate of the original VirusTotal
 // connector.
 //
 // Identifiers. A STIX id is "<type>--" followed by a UUIDv5 in the namespace
