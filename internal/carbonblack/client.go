@@ -166,6 +166,7 @@ type Binary struct {
 	OriginalFilename     string    `json:"original_filename"`
 	IsExecutableImage    bool      `json:"is_executable_image"`
 	OSType               string    `json:"os_type"`
+	DigsigResult         string    `json:"digsig_result"`
 }
 
 // SearchPage is one page of GET /api/v1/binary.

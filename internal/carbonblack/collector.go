@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/retry"
 	"github.com/vtconnector/vtconnector/internal/store"
+	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
 // Queue item kinds of the Carbon Black front.
@@ -141,14 +144,14 @@ func (c *Collector) Run(ctx context.Context) error {
 			return nil
 		case err != nil:
 			c.log.Error("binary collection failed; retrying", "error", err, "retry_in", c.cfg.ErrorSleep)
-			if sleepCtx(ctx, c.cfg.ErrorSleep) != nil {
+			if retry.Sleep(ctx, c.cfg.ErrorSleep) != nil {
 				return nil
 			}
 			continue
 		case n > 0:
 			c.log.Info("binaries queued", "count", n)
 		}
-		if sleepCtx(ctx, c.cfg.Sleep) != nil {
+		if retry.Sleep(ctx, c.cfg.Sleep) != nil {
 			return nil
 		}
 	}
@@ -185,7 +188,8 @@ func (c *Collector) Pass(ctx context.Context) (int, error) {
 			if p.CaughtUp {
 				prio = priorityLive
 			}
-			payload, _ := json.Marshal(binaryPayload{MD5: b.MD5, Size: b.OrigModLen, Name: b.OriginalFilename, Added: b.ServerAddedTimestamp})
+			payload, _ := json.Marshal(binaryPayload{MD5: b.MD5, Size: b.OrigModLen, Name: b.OriginalFilename, Added: b.ServerAddedTimestamp,
+				Signed: strings.EqualFold(b.DigsigResult, "Signed")})
 			items = append(items, store.NewItem{Kind: KindBinary, Key: b.MD5, Payload: payload, Priority: prio})
 			switch {
 			case sec.After(next.Mark):
@@ -224,7 +228,7 @@ func (c *Collector) Pass(ctx context.Context) (int, error) {
 		}
 		p = next
 		if !p.CaughtUp && c.cfg.BackfillSleep > 0 {
-			if err := sleepCtx(ctx, c.cfg.BackfillSleep); err != nil {
+			if err := retry.Sleep(ctx, c.cfg.BackfillSleep); err != nil {
 				return queued, nil
 			}
 		}
@@ -233,24 +237,26 @@ func (c *Collector) Pass(ctx context.Context) (int, error) {
 
 // binaryPayload is a cb.binary or cb.deep queue item's payload.
 type binaryPayload struct {
-	MD5      string    `json:"md5"`
-	Size     int64     `json:"size,omitempty"`
-	Name     string    `json:"name,omitempty"`
-	Added    time.Time `json:"added,omitzero"`
-	Analysis string    `json:"analysis,omitempty"` // a VirusTotal analysis to collect
-	Since    time.Time `json:"since,omitzero"`     // when that analysis was requested
+	MD5    string    `json:"md5"`
+	Size   int64     `json:"size,omitempty"`
+	Name   string    `json:"name,omitempty"`
+	Added  time.Time `json:"added,omitzero"`
+	Signed bool      `json:"signed,omitempty"` // Cb's digsig_result says "Signed"
+
+	// Submission is a VirusTotal analysis to collect (a rescan or an upload).
+	Submission *engine.Submission `json:"submission,omitempty"`
+
+	// Analysis and Since are how versions before the engine's submissions
+	// recorded a public analysis; upgrade turns them into a Submission.
+	Analysis string    `json:"analysis,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
+// upgrade reads an item written by an earlier version.
+func (p *binaryPayload) upgrade() {
+	if p.Submission == nil && p.Analysis != "" {
+		p.Submission = &engine.Submission{Analysis: p.Analysis, Mode: engine.Public, Kind: vt.KindFile,
+			Subject: strings.ToLower(p.MD5), Since: p.Since}
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	p.Analysis, p.Since = "", time.Time{}
 }

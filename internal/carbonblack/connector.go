@@ -14,15 +14,14 @@ import (
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
 	"github.com/vtconnector/vtconnector/internal/obs"
+	"github.com/vtconnector/vtconnector/internal/retry"
 	"github.com/vtconnector/vtconnector/internal/store"
-	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
 // Deps are the parts the connector runs on, built by the caller.
 type Deps struct {
 	Store  *store.Store
 	Engine *engine.Engine
-	VT     *vt.Client
 	Cb     *Client
 	Log    *slog.Logger
 	// Owner names this connector in work leases; it must be stable across
@@ -41,12 +40,11 @@ type Deps struct {
 
 // Tuning overrides intervals that are fixed in production.
 type Tuning struct {
-	SyncEvery    time.Duration
-	PollInterval time.Duration
-	Idle         time.Duration
-	Debounce     time.Duration
-	Recheck      time.Duration
-	RetryEvery   time.Duration
+	SyncEvery  time.Duration
+	Idle       time.Duration
+	Debounce   time.Duration
+	Recheck    time.Duration
+	RetryEvery time.Duration
 }
 
 // Run runs the Carbon Black connector until ctx ends: the feed server,
@@ -56,9 +54,15 @@ type Tuning struct {
 // server refuses the token at start).
 func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	log := d.Log
-	if cfg.UploadsEnabled() {
-		log.Warn("*** BINARY UPLOADS ARE ON (submit_full_binaries=1, virustotal_deep_scan_threads>0): binaries VirusTotal does not know are sent to VirusTotal, where other customers can download them ***")
-	} else if cfg.SubmitFullBinaries || cfg.DeepScanThreads > 0 {
+	switch {
+	case cfg.UploadsEnabled() && cfg.UploadMode == string(engine.Private):
+		log.Warn("*** BINARY UPLOADS ARE ON, PRIVATE (virustotal_upload_mode=private): binaries VirusTotal does not know are sent to VirusTotal Private Scanning (not shared; sandbox verdicts only) ***",
+			"file_types", cfg.UploadFileTypes, "unsigned_only", cfg.UploadUnsignedOnly, "max_size", cfg.MaxBinarySize)
+	case cfg.UploadsEnabled():
+		log.Warn("*** BINARY UPLOADS ARE ON (submit_full_binaries=1, virustotal_deep_scan_threads>0): binaries VirusTotal does not know are sent to VirusTotal, where other customers can download them ***",
+			"file_types", cfg.UploadFileTypes, "unsigned_only", cfg.UploadUnsignedOnly, "max_size", cfg.MaxBinarySize)
+	}
+	if !cfg.UploadsEnabled() && (cfg.SubmitFullBinaries || cfg.DeepScanThreads > 0) {
 		log.Info("binary uploads are off: they need both submit_full_binaries=1 and virustotal_deep_scan_threads>0")
 	}
 	if info, err := d.Cb.Info(ctx); err != nil {
@@ -80,7 +84,7 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	} else if n > 0 {
 		log.Warn("took back work left in flight by a previous run that did not stop cleanly", "items", n)
 	}
-	t := Tuning{SyncEvery: time.Minute, PollInterval: 2 * time.Minute, Idle: 5 * time.Second, Debounce: 500 * time.Millisecond, Recheck: time.Hour, RetryEvery: 30 * time.Second}
+	t := Tuning{SyncEvery: time.Minute, Idle: 5 * time.Second, Debounce: 500 * time.Millisecond, Recheck: time.Hour, RetryEvery: 30 * time.Second}
 	if d.Tune != nil {
 		t = *d.Tune
 	}
@@ -106,10 +110,11 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 		FeedName: FeedName, FilterQuery: cfg.BinaryFilterQuery, MaxBinarySize: cfg.MaxBinarySize, PageSize: cfg.PollPageSize,
 		Sleep: cfg.SleepBetweenBatches, BackfillSleep: cfg.BackfillSleepBetweenBatches,
 	}, log.With("part", "collector"))
-	scan := NewScanner(d.Store, d.Engine, d.VT, d.Cb, ScannerConfig{
+	scan := NewScanner(d.Store, d.Engine, d.Cb, ScannerConfig{
 		QuickWorkers: cfg.QuickScanThreads, DeepWorkers: cfg.DeepScanThreads, Uploads: cfg.UploadsEnabled(),
+		UploadMode:   engine.Mode(cfg.UploadMode),
 		RescanWindow: cfg.RescanWindow, MaxBinarySize: cfg.MaxBinarySize, TempDir: tmp, Owner: d.Owner,
-		PollInterval: t.PollInterval, Idle: t.Idle,
+		Idle: t.Idle,
 	}, log.With("part", "scanner"), pub.Changed)
 	scan.obs = d.Obs
 	col.OnQueued = scan.Wake
@@ -172,7 +177,7 @@ func recheck(ctx context.Context, st *store.Store, days int, every time.Duration
 				log.Info("old verdicts queued for a new look", "count", n, "state", state, "days_rescan", days)
 			}
 		}
-		if sleepCtx(ctx, every) != nil {
+		if retry.Sleep(ctx, every) != nil {
 			return nil
 		}
 	}

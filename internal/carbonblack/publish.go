@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vtconnector/vtconnector/internal/retry"
 	"github.com/vtconnector/vtconnector/internal/store"
 )
 
@@ -161,7 +162,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-p.changed:
 		}
 		// Let a burst of verdicts land before rendering again.
-		if sleepCtx(ctx, max(p.debounce, 2*took)) != nil {
+		if retry.Sleep(ctx, max(p.debounce, 2*took)) != nil {
 			return nil
 		}
 	}
@@ -262,7 +263,7 @@ func (r *Registrar) Run(ctx context.Context, ready <-chan struct{}) error {
 		} else {
 			r.log.Error("feed registration failed; retrying", "error", err, "retry_in", r.cfg.RetryEvery)
 		}
-		if sleepCtx(ctx, r.cfg.RetryEvery) != nil {
+		if retry.Sleep(ctx, r.cfg.RetryEvery) != nil {
 			return nil
 		}
 	}

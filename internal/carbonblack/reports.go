@@ -113,8 +113,12 @@ func reportTimestamp(v Verdict) int64 {
 }
 
 // reportTitle is "VirusTotal: 12/68 engines detect <md5> (<label>)".
+// A private analysis says so: "VirusTotal private scan: 2/3 sandboxes flag <md5>".
 func reportTitle(v Verdict, md5 string) string {
 	t := "VirusTotal: " + strconv.Itoa(v.Positives) + "/" + strconv.Itoa(v.Total) + " engines detect " + md5
+	if v.Private {
+		t = "VirusTotal private scan: " + strconv.Itoa(v.Positives) + "/" + strconv.Itoa(v.Total) + " sandboxes flag " + md5
+	}
 	if l := cleanText(v.Label, maxLabelRunes); l != "" {
 		t += " (" + l + ")"
 	}
@@ -124,7 +128,10 @@ func reportTitle(v Verdict, md5 string) string {
 // reportDescription is "Detected by: Engine1 (Result1), Engine2 (Result2)",
 // cut to maxDescriptionRunes with ", and N more" when it does not fit.
 func reportDescription(v Verdict) string {
-	const head = "Detected by: "
+	head := "Detected by: "
+	if v.Private {
+		head = "Private analysis (sandboxes, no antivirus engines). Flagged by: "
+	}
 	var b strings.Builder
 	runes, listed := len(head), 0
 	for i, d := range v.Detections {
@@ -165,6 +172,9 @@ func reportDescription(v Verdict) string {
 		}
 		runes += n
 		listed++
+	}
+	if listed == 0 && v.Private {
+		return "Private analysis: flagged by " + strconv.Itoa(v.Positives) + " of " + strconv.Itoa(v.Total) + " sandboxes."
 	}
 	if listed == 0 {
 		return "Detected by " + strconv.Itoa(v.Positives) + " of " + strconv.Itoa(v.Total) + " engines."

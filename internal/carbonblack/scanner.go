@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/vtconnector/vtconnector/internal/obs"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
+	"github.com/vtconnector/vtconnector/internal/worker"
 )
 
 // ResultsNS is the store namespace of the verdicts.
@@ -23,20 +26,20 @@ const ResultsNS = "cb.verdict"
 
 // scanStore is the part of the store the scanner uses.
 type scanStore interface {
-	Claim(ctx context.Context, owner string, kinds []string, n int, lease time.Duration) ([]store.Item, error)
-	ExtendLease(ctx context.Context, id int64, owner string, lease time.Duration) error
-	Complete(ctx context.Context, id int64, owner string, o store.Outcome) error
+	worker.Queue
 	Enqueue(ctx context.Context, it store.NewItem) (bool, error)
 	Paused(ctx context.Context) (store.PauseState, error)
 	PutResult(ctx context.Context, ns, key string, value []byte) (bool, error)
 }
 
-// vtFiles is the part of the VirusTotal client the scanner calls directly
-// (always through engine.Do, so within the quota).
-type vtFiles interface {
-	Reanalyse(ctx context.Context, hash string) (string, error)
-	Analysis(ctx context.Context, id string) (*vt.Analysis, error)
-	UploadFile(ctx context.Context, path string) (string, error)
+// verdictSource is the part of the engine the scanner asks: lookups,
+// uploads, rescans and the collection of their analyses, all paced by the
+// engine's quota scheduler.
+type verdictSource interface {
+	Lookup(ctx context.Context, r engine.Request) (engine.Result, error)
+	Upload(ctx context.Context, u engine.Upload) (engine.Submission, error)
+	Rescan(ctx context.Context, hash string, co engine.CallOptions) (engine.Submission, error)
+	Collect(ctx context.Context, s *engine.Submission, co engine.CallOptions) (engine.Collected, error)
 }
 
 // binaryDownloader is the part of the Cb client deep scans use.
@@ -49,13 +52,13 @@ type ScannerConfig struct {
 	QuickWorkers  int           // virustotal_quick_scan_threads
 	DeepWorkers   int           // virustotal_deep_scan_threads (uploads only when Uploads)
 	Uploads       bool          // submit_full_binaries && deep workers > 0
+	UploadMode    engine.Mode   // virustotal_upload_mode: public or private
 	RescanWindow  time.Duration // ask VirusTotal to rescan reports older than this; 0 = never
 	MaxBinarySize int64
 	TempDir       string
 	Owner         string        // lease owner name, unique per process
 	Lease         time.Duration // default 2 min, extended while the work lasts
 	QuotaWait     time.Duration // longest wait for quota before parking the item (default 5 min)
-	PollInterval  time.Duration // between polls of a pending analysis (default 2 min)
 	Idle          time.Duration // sleep when nothing is ready (default 5 s)
 }
 
@@ -66,101 +69,63 @@ type ScannerConfig struct {
 // outages park an item instead of losing it.
 type Scanner struct {
 	st       scanStore
-	eng      *engine.Engine
-	files    vtFiles
+	eng      verdictSource
 	cb       binaryDownloader
 	cfg      ScannerConfig
 	log      *slog.Logger
 	onChange func()
+	quick    *worker.Pool
+	deep     *worker.Pool
 
 	pauseReported atomic.Bool
 
 	obs *obs.Observer // may be nil
-
-	kickMu sync.Mutex
-	kick   chan struct{} // closed (and replaced) by Wake
-}
-
-// Wake wakes idle workers at once, e.g. after the collector queued work.
-func (s *Scanner) Wake() {
-	s.kickMu.Lock()
-	defer s.kickMu.Unlock()
-	close(s.kick)
-	s.kick = make(chan struct{})
-}
-
-// idle waits until Wake, the idle interval, or the end of ctx.
-func (s *Scanner) idle(ctx context.Context) {
-	s.kickMu.Lock()
-	k := s.kick
-	s.kickMu.Unlock()
-	t := time.NewTimer(s.cfg.Idle)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	case <-k:
-	}
 }
 
 // NewScanner returns a scanner. onChange is called after a verdict changed.
-func NewScanner(st scanStore, eng *engine.Engine, files vtFiles, cb binaryDownloader, cfg ScannerConfig, log *slog.Logger, onChange func()) *Scanner {
-	if cfg.Lease <= 0 {
-		cfg.Lease = 2 * time.Minute
-	}
+func NewScanner(st scanStore, eng verdictSource, cb binaryDownloader, cfg ScannerConfig, log *slog.Logger, onChange func()) *Scanner {
 	if cfg.QuotaWait <= 0 {
 		cfg.QuotaWait = 5 * time.Minute
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 2 * time.Minute
-	}
-	if cfg.Idle <= 0 {
-		cfg.Idle = 5 * time.Second
 	}
 	if cfg.QuickWorkers <= 0 {
 		cfg.QuickWorkers = 1
 	}
+	if cfg.UploadMode == "" {
+		cfg.UploadMode = engine.Public
+	}
 	if onChange == nil {
 		onChange = func() {}
 	}
-	return &Scanner{st: st, eng: eng, files: files, cb: cb, cfg: cfg, log: log, onChange: onChange, kick: make(chan struct{})}
+	s := &Scanner{st: st, eng: eng, cb: cb, cfg: cfg, log: log, onChange: onChange}
+	pool := func(name string, workers int, kind string) *worker.Pool {
+		return worker.New(st, worker.Config{Name: name, Owner: cfg.Owner, Kinds: []string{kind}, Workers: workers,
+			Lease: cfg.Lease, Idle: cfg.Idle, Log: log, OnIdle: s.reportPause, OnClaim: func() { s.pauseReported.Store(false) }}, s.handle)
+	}
+	s.quick = pool("quick", cfg.QuickWorkers, KindBinary)
+	if cfg.Uploads && cfg.DeepWorkers > 0 {
+		s.deep = pool("deep", cfg.DeepWorkers, KindDeep)
+	}
+	return s
 }
 
-// Run runs the workers until ctx ends; items in flight are finished or
-// handed back to the queue.
+// Wake wakes idle workers at once, e.g. after the collector queued work.
+func (s *Scanner) Wake() {
+	s.quick.Wake()
+	if s.deep != nil {
+		s.deep.Wake()
+	}
+}
+
+// Run runs the workers until ctx ends; items in flight are handed back to
+// the queue.
 func (s *Scanner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for i := range s.cfg.QuickWorkers {
-		wg.Go(func() { s.worker(ctx, fmt.Sprintf("quick-%d", i), []string{KindBinary}) })
-	}
-	if s.cfg.Uploads {
-		for i := range s.cfg.DeepWorkers {
-			wg.Go(func() { s.worker(ctx, fmt.Sprintf("deep-%d", i), []string{KindDeep}) })
-		}
+	wg.Go(func() { _ = s.quick.Run(ctx) })
+	if s.deep != nil {
+		wg.Go(func() { _ = s.deep.Run(ctx) })
 	}
 	wg.Wait()
 	return nil
-}
-
-func (s *Scanner) worker(ctx context.Context, name string, kinds []string) {
-	owner := s.cfg.Owner + "/" + name
-	for ctx.Err() == nil {
-		items, err := s.st.Claim(ctx, owner, kinds, 1, s.cfg.Lease)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("claiming work failed", "worker", name, "error", err)
-			}
-			_ = sleepCtx(ctx, s.cfg.Idle)
-			continue
-		}
-		if len(items) == 0 {
-			s.reportPause(ctx)
-			s.idle(ctx)
-			continue
-		}
-		s.pauseReported.Store(false)
-		s.process(ctx, owner, items[0])
-	}
 }
 
 func (s *Scanner) reportPause(ctx context.Context) {
@@ -173,78 +138,50 @@ func (s *Scanner) reportPause(ctx context.Context) {
 	}
 }
 
-// process works one item and records its outcome; the lease is extended
-// while the work lasts.
-func (s *Scanner) process(ctx context.Context, owner string, it store.Item) {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go s.keepLease(wctx, owner, it.ID)
-
+// handle works one queue item to its outcome.
+func (s *Scanner) handle(ctx context.Context, it store.Item) store.Outcome {
 	var p binaryPayload
-	var out store.Outcome
 	if err := json.Unmarshal(it.Payload, &p); err != nil || !isMD5(p.MD5) {
-		out = store.Permanent(fmt.Errorf("unreadable work item payload for %q", it.Key))
-	} else if it.Kind == KindDeep {
-		out = s.deep(wctx, it, p)
-	} else {
-		out = s.quick(wctx, it, p)
+		return store.Permanent(fmt.Errorf("unreadable work item payload for %q", it.Key))
 	}
-	if ctx.Err() != nil {
-		// Shutting down: hand the item back at once, without counting an attempt.
-		out = store.RateLimited(time.Now())
+	p.upgrade()
+	if it.Kind == KindDeep {
+		return s.deepScan(ctx, it, p)
 	}
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer ccancel()
-	if err := s.st.Complete(cctx, it.ID, owner, out); err != nil {
-		s.log.Error("recording a result failed; the item will be retried when its lease expires", "md5", p.MD5, "outcome", out.String(), "error", err)
-		return
-	}
-	s.log.Debug("binary processed", "md5", p.MD5, "kind", it.Kind, "outcome", out.String())
-}
-
-func (s *Scanner) keepLease(ctx context.Context, owner string, id int64) {
-	t := time.NewTicker(s.cfg.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.st.ExtendLease(ctx, id, owner, s.cfg.Lease); err != nil && ctx.Err() == nil {
-				s.log.Warn("extending a lease failed", "item", id, "error", err)
-			}
-		}
-	}
+	return s.quickScan(ctx, it, p)
 }
 
 func (s *Scanner) co() engine.CallOptions {
 	return engine.CallOptions{Priority: engine.Backlog, MaxWait: s.cfg.QuotaWait}
 }
 
-// quick looks the hash up; it also collects a rescan it asked for.
-func (s *Scanner) quick(ctx context.Context, it store.Item, p binaryPayload) store.Outcome {
-	if p.Analysis != "" {
-		done, out := s.poll(ctx, it, p)
+// quickScan looks the hash up; it also collects a rescan it asked for.
+func (s *Scanner) quickScan(ctx context.Context, it store.Item, p binaryPayload) store.Outcome {
+	var res engine.Result
+	if p.Submission != nil {
+		out, done := s.collect(ctx, it, &p)
 		if !done {
-			return out
+			return out.Outcome
+		}
+		res = out.res
+	} else {
+		var err error
+		res, err = s.eng.Lookup(ctx, engine.Request{Kind: vt.KindFile, ID: p.MD5, CallOptions: s.co()})
+		if err != nil {
+			return s.failure(ctx, err, it)
 		}
 	}
-	maxAge := time.Duration(0)
-	if p.Analysis != "" {
-		maxAge = -1 // the analysis just finished: fetch the new report
-	}
-	res, err := s.eng.Lookup(ctx, engine.Request{Kind: vt.KindFile, ID: p.MD5, CallOptions: s.co(), MaxAge: maxAge})
-	if err != nil {
-		return s.failure(err, it)
-	}
 	if !res.Found {
-		s.save(ctx, Verdict{MD5: p.MD5})
-		if s.cfg.Uploads {
-			payload, _ := json.Marshal(binaryPayload{MD5: p.MD5, Size: p.Size, Name: p.Name, Added: p.Added})
+		if err := s.save(ctx, Verdict{MD5: p.MD5}); err != nil {
+			return store.Transient(err)
+		}
+		if s.deep != nil {
+			p.Submission = nil
+			payload, _ := json.Marshal(p)
 			if _, err := s.st.Enqueue(ctx, store.NewItem{Kind: KindDeep, Key: p.MD5, Payload: payload, Priority: it.Priority}); err != nil {
 				return store.Transient(fmt.Errorf("queue deep scan: %w", err))
 			}
-			s.Wake()
+			s.deep.Wake()
 		}
 		return store.NotFound()
 	}
@@ -252,116 +189,97 @@ func (s *Scanner) quick(ctx context.Context, it store.Item, p binaryPayload) sto
 	if err := s.save(ctx, v); err != nil {
 		return store.Transient(err)
 	}
-	if s.cfg.RescanWindow > 0 && p.Analysis == "" && !v.ScanDate.IsZero() && time.Since(v.ScanDate) >= s.cfg.RescanWindow {
-		var id string
-		co := s.co()
-		co.Endpoint = "POST /files/{id}/analyse"
-		err := s.eng.Do(ctx, co, func(ctx context.Context) error {
-			var err error
-			id, err = s.files.Reanalyse(ctx, p.MD5)
-			return err
-		})
+	if s.cfg.RescanWindow > 0 && p.Submission == nil && !v.ScanDate.IsZero() && time.Since(v.ScanDate) >= s.cfg.RescanWindow {
+		sub, err := s.eng.Rescan(ctx, p.MD5, s.co())
 		if err != nil {
 			// The verdict we have stands; the rescan waits for the next round.
 			s.log.Warn("rescan request failed", "md5", p.MD5, "error", err)
 			return store.Done(nil)
 		}
-		s.log.Info("rescan requested", "md5", p.MD5, "last_scan", v.ScanDate, "analysis", id)
-		p.Analysis, p.Since = id, time.Now()
-		return s.pending(p)
+		s.log.Info("rescan requested", "md5", p.MD5, "last_scan", v.ScanDate, "analysis", sub.Analysis)
+		p.Submission = &sub
+		return s.pending(p, time.Now())
 	}
 	return store.Done(nil)
 }
 
-// deep downloads a binary VirusTotal does not know, uploads it and
+// deepScan downloads a binary VirusTotal does not know, uploads it and
 // collects the analysis.
-func (s *Scanner) deep(ctx context.Context, it store.Item, p binaryPayload) store.Outcome {
-	if p.Analysis != "" {
-		done, out := s.poll(ctx, it, p)
+func (s *Scanner) deepScan(ctx context.Context, it store.Item, p binaryPayload) store.Outcome {
+	if p.Submission != nil {
+		out, done := s.collect(ctx, it, &p)
 		if !done {
-			return out
+			return out.Outcome
 		}
-		res, err := s.eng.Lookup(ctx, engine.Request{Kind: vt.KindFile, ID: p.MD5, CallOptions: s.co(), MaxAge: -1})
+		if !out.res.Found {
+			// VirusTotal has no report yet although the analysis ended:
+			// look again later, within the analysis wait.
+			p.Submission.Since = time.Now().UTC()
+			return s.pending(p, time.Now())
+		}
+		if err := s.save(ctx, VerdictFromObject(p.MD5, out.res.Object)); err != nil {
+			return store.Transient(err)
+		}
+		return store.Done(nil)
+	}
+	if s.cfg.UploadMode == engine.Public {
+		// Someone may have uploaded it meanwhile.
+		res, err := s.eng.Lookup(ctx, engine.Request{Kind: vt.KindFile, ID: p.MD5, CallOptions: s.co()})
 		if err != nil {
-			return s.failure(err, it)
+			return s.failure(ctx, err, it)
 		}
-		if !res.Found {
-			return store.PendingAnalysis(time.Now().Add(s.cfg.PollInterval), it.Payload)
+		if res.Found {
+			if err := s.save(ctx, VerdictFromObject(p.MD5, res.Object)); err != nil {
+				return store.Transient(err)
+			}
+			return store.Done(nil)
 		}
-		if err := s.save(ctx, VerdictFromObject(p.MD5, res.Object)); err != nil {
-			return store.Transient(err)
-		}
-		return store.Done(nil)
 	}
-	// Someone may have uploaded it meanwhile.
-	res, err := s.eng.Lookup(ctx, engine.Request{Kind: vt.KindFile, ID: p.MD5, CallOptions: s.co()})
+	path, _, err := s.cb.DownloadBinary(ctx, p.MD5, s.cfg.TempDir, s.cfg.MaxBinarySize)
 	if err != nil {
-		return s.failure(err, it)
-	}
-	if res.Found {
-		if err := s.save(ctx, VerdictFromObject(p.MD5, res.Object)); err != nil {
-			return store.Transient(err)
-		}
-		return store.Done(nil)
-	}
-	path, size, err := s.cb.DownloadBinary(ctx, p.MD5, s.cfg.TempDir, s.cfg.MaxBinarySize)
-	if err != nil {
-		return s.failure(err, it)
+		return s.failure(ctx, err, it)
 	}
 	defer os.Remove(path)
-	var id string
-	co := s.co()
-	co.Endpoint = "POST /files"
-	err = s.eng.Do(ctx, co, func(ctx context.Context) error {
-		var err error
-		id, err = s.files.UploadFile(ctx, path)
-		return err
-	})
+	sub, err := s.eng.Upload(ctx, engine.Upload{Path: path, Mode: s.cfg.UploadMode, CallOptions: s.co(),
+		Facts: engine.UploadFacts{Signed: p.Signed}})
 	if err != nil {
-		return s.failure(err, it)
+		return s.failure(ctx, err, it)
 	}
-	s.log.Info("binary uploaded to VirusTotal", "md5", p.MD5, "bytes", size, "analysis", id)
-	p.Analysis, p.Since = id, time.Now()
-	return s.pending(p)
+	s.log.Info("binary uploaded to VirusTotal", "md5", p.MD5, "mode", sub.Mode, "analysis", sub.Analysis)
+	p.Submission = &sub
+	return s.pending(p, time.Now())
 }
 
-// poll asks for the state of p's analysis; done is true once completed.
-func (s *Scanner) poll(ctx context.Context, it store.Item, p binaryPayload) (bool, store.Outcome) {
-	var a *vt.Analysis
-	co := s.co()
-	co.Endpoint = "GET /analyses/{id}"
-	err := s.eng.Do(ctx, co, func(ctx context.Context) error {
-		var err error
-		a, err = s.files.Analysis(ctx, p.Analysis)
-		return err
-	})
-	switch {
-	case errors.Is(err, vt.ErrNotFound):
-		// The analysis is gone: look the file up afresh.
-		return true, store.Outcome{}
-	case err != nil:
-		return false, s.failure(err, it)
-	case !a.Completed():
-		if time.Since(p.Since) > 24*time.Hour {
-			s.log.Warn("analysis still not finished after a day; looking the file up again", "md5", p.MD5, "analysis", p.Analysis)
-			return true, store.Outcome{}
-		}
-		return false, store.PendingAnalysis(time.Now().Add(s.cfg.PollInterval), it.Payload)
-	}
-	return true, store.Outcome{}
+// collected is a finished submission's report.
+type collected struct {
+	store.Outcome
+	res engine.Result
 }
 
-func (s *Scanner) pending(p binaryPayload) store.Outcome {
+// collect polls p's submission: done is false while it is still running
+// (the outcome then parks the item until the next poll).
+func (s *Scanner) collect(ctx context.Context, it store.Item, p *binaryPayload) (collected, bool) {
+	c, err := s.eng.Collect(ctx, p.Submission, s.co())
+	if err != nil {
+		return collected{Outcome: s.failure(ctx, err, it)}, false
+	}
+	if !c.Done {
+		return collected{Outcome: s.pending(*p, c.NextPoll)}, false
+	}
+	return collected{res: c.Result}, true
+}
+
+func (s *Scanner) pending(p binaryPayload, at time.Time) store.Outcome {
 	b, _ := json.Marshal(p)
-	return store.PendingAnalysis(time.Now().Add(s.cfg.PollInterval), b)
+	return store.PendingAnalysis(at, b)
 }
 
-// failure maps an error to the item's outcome.
-func (s *Scanner) failure(err error, it store.Item) store.Outcome {
-	var qe *engine.QuotaExhaustedError
+// failure maps an error to the item's outcome: Carbon Black's errors
+// here, the engine's and VirusTotal's in worker.Outcome.
+func (s *Scanner) failure(ctx context.Context, err error, it store.Item) store.Outcome {
 	switch {
-	case errors.As(err, &qe):
-		return store.RateLimited(qe.ResetAt)
+	case ctx.Err() != nil:
+		return store.HandBack()
 	case errors.Is(err, vt.ErrAuth):
 		if s.obs != nil {
 			s.obs.Problem(obs.ProblemVTAuth, "VirusTotal rejected the API key (virustotal_api_token); scanning is paused until a restart")
@@ -369,15 +287,12 @@ func (s *Scanner) failure(err error, it store.Item) store.Outcome {
 		return store.AuthError(fmt.Errorf("VirusTotal rejected the API key (virustotal_api_token): %w", err))
 	case errors.Is(err, ErrCbAuth):
 		return store.AuthError(fmt.Errorf("Carbon Black refused the API token (carbonblack_server_token): %w", err))
-	case errors.Is(err, ErrCbTooLarge), errors.Is(err, vt.ErrTooLarge):
+	case errors.Is(err, ErrCbTooLarge):
 		return store.Permanent(err)
 	case errors.Is(err, ErrCbNotFound) && it.Attempts >= 5:
 		return store.Permanent(fmt.Errorf("binary not available on the Carbon Black server after %d attempts: %w", it.Attempts+1, err))
-	case errors.Is(err, vt.ErrBadRequest), errors.Is(err, vt.ErrForbidden):
-		return store.Permanent(err)
-	default: // transient VirusTotal or Carbon Black trouble, a busy database
-		return store.Transient(err)
 	}
+	return worker.Outcome(ctx, err)
 }
 
 // save stores a verdict and signals a change.
@@ -415,6 +330,19 @@ func VerdictFromObject(md5 string, o *vt.Object) Verdict {
 	}
 	for _, d := range a.Detections() {
 		v.Detections = append(v.Detections, Detection{Engine: d.EngineName, Result: d.Result})
+	}
+	if o.Private {
+		v.Private = true
+		for _, name := range slices.Sorted(maps.Keys(a.SandboxVerdicts)) {
+			sv := a.SandboxVerdicts[name]
+			if sv.Category != "malicious" {
+				continue
+			}
+			if sv.SandboxName != "" {
+				name = sv.SandboxName
+			}
+			v.Detections = append(v.Detections, Detection{Engine: name, Result: strings.Join(append(sv.MalwareNames, sv.MalwareClassification...), ", ")})
+		}
 	}
 	if a.PopularThreat != nil {
 		v.Label = a.PopularThreat.SuggestedThreatLabel

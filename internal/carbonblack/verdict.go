@@ -28,6 +28,10 @@ type Verdict struct {
 	// up changes.
 	UpdatedAt time.Time `json:"-"`
 	Link      string    `json:"link"` // the VirusTotal GUI page of the file
+	// Private: the verdict comes from a VirusTotal Private Scanning
+	// analysis: Positives and Total count sandboxes and tools, not
+	// antivirus engines, and Detections name the sandboxes.
+	Private bool `json:"private,omitempty"`
 }
 
 // Detection is one engine's detection.

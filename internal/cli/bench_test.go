@@ -27,7 +27,7 @@ func BenchmarkCarbonBlackTimeToFeed(b *testing.B) {
 		prod := *fastTune
 		prod.Debounce, prod.SyncEvery, prod.Idle = 500*time.Millisecond, time.Minute, 5*time.Second
 		ctx, cancel := context.WithCancel(context.Background())
-		e := &env{stdin: strings.NewReader(""), stdout: os.Stderr, stderr: os.Stderr, getenv: func(string) string { return "" }, cbTune: &prod}
+		e := &env{stdin: strings.NewReader(""), stdout: os.Stderr, stderr: os.Stderr, getenv: func(string) string { return "" }, cbTune: &prod, analysisPoll: fastPoll}
 		done := make(chan int, 1)
 		go func() { done <- run(ctx, []string{"carbonblack", "--config", w.confPth}, e) }()
 		waitForB(b, 30*time.Second, func() bool { got, _ := w.feed(b); return got != nil })

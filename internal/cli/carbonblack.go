@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -15,9 +14,6 @@ import (
 	"github.com/vtconnector/vtconnector/internal/carbonblack"
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
-	"github.com/vtconnector/vtconnector/internal/obs"
-	"github.com/vtconnector/vtconnector/internal/store"
-	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
 func newCarbonBlackCmd(e *env) *cobra.Command {
@@ -134,40 +130,30 @@ func daemonLogger(e *env, file string, level slog.Level) (*slog.Logger, io.Close
 
 // buildCarbonBlack opens what the connector runs on; close releases it.
 func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log *slog.Logger) (carbonblack.Deps, func(), error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), store.WithLogger(log))
-	if err != nil {
-		return carbonblack.Deps{}, nil, fmt.Errorf("database_url %s: %w", cfg.DatabaseURL, err)
-	}
-	client, err := vt.New(cfg.VTAPIToken.Reveal(), vt.WithBaseURL(cfg.VTURL), vt.WithTimeout(cfg.VTTimeout),
-		vt.WithHTTPClient(e.httpClient()), vt.WithUserAgent("vtconnector/"+Version+" carbonblack"))
-	if err != nil {
-		st.Close()
-		return carbonblack.Deps{}, nil, usageError{err}
-	}
 	cb, err := carbonblack.NewClient(cfg.ServerURL, cfg.ServerToken.Reveal(), cfg.ServerSSLVerify, cfg.ServerTimeout)
 	if err != nil {
-		st.Close()
 		return carbonblack.Deps{}, nil, usageError{err}
 	}
 	if e.transport != nil {
 		cb.WithHTTPClient(e.httpClient())
 	}
-	lim := engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth}
-	keyID := engine.KeyID(cfg.VTAPIToken.Reveal())
-	sched := engine.NewScheduler(st.Ledger(keyID), lim, cfg.VTTimeout, log)
-	var o *obs.Observer
-	eng := engine.New(client, st, sched, engine.Options{Log: log, Observe: func(ep string, err error, d time.Duration) {
-		o.VTRequest(ep, obs.VTOutcome(err), d)
-	}})
-	o = obs.New(obs.Sources{Name: "carbonblack", Engine: eng, Limits: lim, Waiting: sched.Waiting,
-		Quota:  func(ctx context.Context, now time.Time) (engine.Usage, error) { return st.QuotaUsage(ctx, keyID, now) },
-		Queue:  st.Stats,
-		Recent: carbonblack.RecentVerdicts(st)}, log)
+	p, err := buildEngine(ctx, e, engineSpec{
+		Front: "carbonblack", Database: cfg.DatabaseURL, DBSetting: "database_url",
+		APIKey: cfg.VTAPIToken, VTURL: cfg.VTURL, Timeout: cfg.VTTimeout, UserAgent: "vtconnector/" + Version + " carbonblack",
+		Limits: engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth},
+		Uploads: engine.UploadPolicy{MaxSize: min(cfg.MaxBinarySize, config.MaxUploadSize), FileTypes: cfg.UploadFileTypes,
+			UnsignedOnly: cfg.UploadUnsignedOnly},
+		Analysis: engine.AnalysisPolicy{MaxWait: cfg.AnalysisWait, FirstPoll: e.analysisPoll, MaxInterval: e.analysisPoll},
+		Recent:   carbonblack.RecentVerdicts, Log: log,
+	})
+	if err != nil {
+		return carbonblack.Deps{}, nil, err
+	}
 	host, _ := os.Hostname()
 	// A stable name: a restarted connector takes back at once the work its
 	// previous incarnation held when it died.
-	d := carbonblack.Deps{Store: st, Engine: eng, VT: client, Cb: cb, Log: log, Owner: host + "/carbonblack", Obs: o}
-	return d, func() { sched.Close(); st.Close() }, nil
+	d := carbonblack.Deps{Store: p.Store, Engine: p.Engine, Cb: cb, Log: log, Owner: host + "/carbonblack", Obs: p.Obs}
+	return d, p.Close, nil
 }
 
 // withCarbonBlack runs an admin command with the connector's parts, logging to stderr.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,7 +83,27 @@ virustotal_quick_scan_threads=4
 	return w
 }
 
-var fastTune = &carbonblack.Tuning{SyncEvery: 100 * time.Millisecond, PollInterval: 200 * time.Millisecond,
+// get fetches a page of the connector's feed server.
+func (w *cbWorld) get(t testing.TB, path string) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", w.port, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d", path, resp.StatusCode)
+	}
+	return string(b)
+}
+
+func (w *cbWorld) metrics(t testing.TB) string { return w.get(t, "/metrics") }
+
+// fastPoll spaces the polls of submitted analyses in tests.
+const fastPoll = 200 * time.Millisecond
+
+var fastTune = &carbonblack.Tuning{SyncEvery: 100 * time.Millisecond,
 	Idle: 20 * time.Millisecond, Debounce: 20 * time.Millisecond, Recheck: time.Hour, RetryEvery: 200 * time.Millisecond}
 
 // start runs the connector in the background; stop cancels it and
@@ -91,7 +112,7 @@ func (w *cbWorld) start(t testing.TB) (stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, cbTune: fastTune}
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, cbTune: fastTune, analysisPoll: fastPoll}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"carbonblack", "--config", w.confPth}, e) }()
 	t.Cleanup(func() {
@@ -482,45 +503,98 @@ func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
 }
 
 func TestCarbonBlackDeepScanUploadsUnknownBinaries(t *testing.T) {
-	w := newCbWorld(t, fakevt.Config{Seed: 8, UnknownPercent: 100, AnalysisDelay: 300 * time.Millisecond},
-		"submit_full_binaries=1\nvirustotal_deep_scan_threads=2\n")
-	bins := w.cb.AddSyntheticBinaries(6, time.Now().Add(-time.Hour).UTC(), time.Minute)
-	stop := w.start(t)
-	defer stop()
-	st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	waitFor(t, 30*time.Second, "every unknown binary uploaded, analysed and known", func() bool {
-		for _, b := range bins {
-			r, ok, err := st.GetResult(context.Background(), carbonblack.ResultsNS, b.MD5)
-			if err != nil || !ok {
-				return false
+	// The default upload policy (pe, elf, macho) uploads the executables
+	// and refuses the others, with the reason in the queue, the log and
+	// the metrics; in private mode no request reaches a public upload.
+	for _, tc := range []struct {
+		name, conf string
+		private    bool
+	}{
+		{"public", "", false},
+		{"private", "virustotal_upload_mode=private\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCbWorld(t, fakevt.Config{Seed: 8, UnknownPercent: 100, AnalysisDelay: 300 * time.Millisecond},
+				"submit_full_binaries=1\nvirustotal_deep_scan_threads=2\n"+tc.conf)
+			bins := w.cb.AddSyntheticBinaries(6, time.Now().Add(-time.Hour).UTC(), time.Minute)
+			var exe, other []string
+			for _, b := range bins {
+				if b.IsExecutableImage {
+					exe = append(exe, b.MD5)
+				} else {
+					other = append(other, b.MD5)
+				}
 			}
-			var v carbonblack.Verdict
-			if json.Unmarshal(r.Value, &v) != nil || !v.Found || v.SHA256 == "" {
-				return false
+			if len(exe) == 0 || len(other) == 0 {
+				t.Fatalf("want executables and other files among the synthetic binaries, got %d and %d", len(exe), len(other))
 			}
-		}
-		return w.idle(t)
-	})
-	vs := w.vt.Stats()
-	if up := vs.ByEndpoint["POST /files"]; up != len(bins) {
-		t.Errorf("%d uploads for %d unknown binaries, want one each (endpoints %v)", up, len(bins), vs.ByEndpoint)
-	}
-	if dl := w.cb.Stats().Downloads; dl != len(bins) {
-		t.Errorf("%d downloads from Carbon Black, want %d", dl, len(bins))
-	}
-	// The uploaded bytes are the binaries' own: VirusTotal's SHA-256 of
-	// each upload is the binary's.
-	for _, b := range bins {
-		r, _, _ := st.GetResult(context.Background(), carbonblack.ResultsNS, b.MD5)
-		var v carbonblack.Verdict
-		_ = json.Unmarshal(r.Value, &v)
-		if b.SHA256 != "" && !strings.EqualFold(v.SHA256, b.SHA256) {
-			t.Errorf("binary %s: VirusTotal knows SHA-256 %s, the binary's is %s", b.MD5, v.SHA256, b.SHA256)
-		}
+			stop := w.start(t)
+			defer stop()
+			st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			waitFor(t, 30*time.Second, "every executable uploaded, analysed and known, the others refused", func() bool {
+				for _, md5 := range exe {
+					r, ok, err := st.GetResult(context.Background(), carbonblack.ResultsNS, md5)
+					if err != nil || !ok {
+						return false
+					}
+					var v carbonblack.Verdict
+					if json.Unmarshal(r.Value, &v) != nil || !v.Found || v.SHA256 == "" || v.Private != tc.private {
+						return false
+					}
+				}
+				for _, md5 := range other {
+					it, ok, err := st.GetItem(context.Background(), carbonblack.KindDeep, md5)
+					if err != nil || !ok || it.State != store.StateFailed {
+						return false
+					}
+				}
+				return w.idle(t)
+			})
+			for _, md5 := range other {
+				it, _, _ := st.GetItem(context.Background(), carbonblack.KindDeep, md5)
+				if !strings.Contains(it.LastError, "upload refused (file_type)") {
+					t.Errorf("binary %s: deep scan ended with %q, want the upload policy's file_type refusal", md5, it.LastError)
+				}
+			}
+			vs := w.vt.Stats()
+			upload, public := "POST /files", "POST /private/files"
+			if tc.private {
+				upload, public = public, upload
+			}
+			if up := vs.ByEndpoint[upload]; up != len(exe) {
+				t.Errorf("%d uploads (%s) for %d unknown executables, want one each (endpoints %v)", up, upload, len(exe), vs.ByEndpoint)
+			}
+			if tc.private {
+				for ep, n := range vs.ByEndpoint {
+					if ep == public || ep == "GET /files/upload_url" || ep == "POST /urls" || ep == "GET /analyses/{id}" {
+						t.Errorf("private mode sent %d requests to the public endpoint %s", n, ep)
+					}
+				}
+			}
+			if dl := w.cb.Stats().Downloads; dl != len(bins) {
+				t.Errorf("%d downloads from Carbon Black, want %d", dl, len(bins))
+			}
+			// The uploaded bytes are the binaries' own: VirusTotal's SHA-256 of
+			// each upload is the binary's.
+			for _, b := range bins {
+				r, _, _ := st.GetResult(context.Background(), carbonblack.ResultsNS, b.MD5)
+				var v carbonblack.Verdict
+				_ = json.Unmarshal(r.Value, &v)
+				if b.IsExecutableImage && b.SHA256 != "" && !strings.EqualFold(v.SHA256, b.SHA256) {
+					t.Errorf("binary %s: VirusTotal knows SHA-256 %s, the binary's is %s", b.MD5, v.SHA256, b.SHA256)
+				}
+			}
+			if m := w.metrics(t); !strings.Contains(m, `vtconnector_uploads_refused_total{front="carbonblack",reason="file_type"} `+strconv.Itoa(len(other))) {
+				t.Errorf("metrics do not count %d file_type refusals:\n%s", len(other), grepLines(m, "uploads_refused"))
+			}
+			if page := w.get(t, "/status"); !strings.Contains(page, "Uploads refused by the upload policy") || !strings.Contains(page, "file_type") {
+				t.Errorf("the status page does not show the refused uploads")
+			}
+		})
 	}
 }
 

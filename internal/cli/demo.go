@@ -135,8 +135,9 @@ virustotal_quick_scan_threads=4
 	var cbCode atomic.Int32
 	g.Go(func() error {
 		ce := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: out, getenv: e.getenv,
-			cbReady: func(string) { close(cbReady) },
-			cbTune:  &carbonblack.Tuning{SyncEvery: 10 * time.Second, PollInterval: 10 * time.Second, Idle: 2 * time.Second, Debounce: 500 * time.Millisecond, Recheck: time.Hour, RetryEvery: 5 * time.Second}}
+			cbReady:      func(string) { close(cbReady) },
+			analysisPoll: 10 * time.Second,
+			cbTune:       &carbonblack.Tuning{SyncEvery: 10 * time.Second, Idle: 2 * time.Second, Debounce: 500 * time.Millisecond, Recheck: time.Hour, RetryEvery: 5 * time.Second}}
 		cbCode.Store(int32(run(gctx, []string{"carbonblack", "--config", conf}, ce)))
 		return nil
 	})

@@ -2,14 +2,12 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -18,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
-	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -33,6 +31,7 @@ type lookupFlags struct {
 	concurrency int
 	files       []string
 	upload      bool
+	private     bool
 	uploadWait  time.Duration
 	maxWait     time.Duration
 	maxAge      time.Duration
@@ -78,7 +77,8 @@ some failed, 2 for usage or configuration errors.`,
 	fl.IntVar(&f.concurrency, "concurrency", 4, "queries worked on at once")
 	fl.StringArrayVar(&f.files, "file", nil, "hash the local file PATH and look it up (repeatable)")
 	fl.BoolVar(&f.upload, "upload", false, "upload --file files VirusTotal does not know (they become available to VirusTotal's community)")
-	fl.DurationVar(&f.uploadWait, "upload-wait", 10*time.Minute, "how long to wait for the analysis of an uploaded file")
+	fl.BoolVar(&f.private, "private", false, "with --upload: use VirusTotal Private Scanning (a licence; nothing is shared, sandbox verdicts only, never a public upload)")
+	fl.DurationVar(&f.uploadWait, "upload-wait", engine.DefaultAnalysisWait, "how long to wait for the analysis of an uploaded file before taking the report VirusTotal has")
 	fl.DurationVar(&f.maxWait, "max-wait", 5*time.Minute, "longest wait for quota before giving up on the remaining queries (0 = wait as long as it takes)")
 	fl.DurationVar(&f.maxAge, "max-age", 0, "re-ask VirusTotal for cached results older than this (default 7 days)")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "timeout of one VirusTotal request")
@@ -158,12 +158,11 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 	if f.upload && len(f.files) == 0 {
 		problems = append(problems, errors.New("--upload needs --file"))
 	}
-	var client *vt.Client
-	if len(problems) == 0 {
-		client, err = vt.New(f.apiKey, vt.WithBaseURL(f.vtURL), vt.WithTimeout(f.timeout), vt.WithHTTPClient(e.httpClient()), vt.WithUserAgent("vtconnector/"+Version))
-		if err != nil {
-			problems = append(problems, fmt.Errorf("--vt-url: %w", err))
-		}
+	if f.private && !f.upload {
+		problems = append(problems, errors.New("--private needs --upload"))
+	}
+	if f.uploadWait < time.Second {
+		problems = append(problems, fmt.Errorf("--upload-wait %s: want at least 1s", f.uploadWait))
 	}
 	if len(problems) > 0 {
 		return usageError{errors.Join(problems...)}
@@ -176,26 +175,40 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 	if len(inputs) == 0 {
 		return usagef("no queries: give them as arguments, on standard input, or with --file")
 	}
-	if f.upload {
+	mode := engine.Public
+	if f.private {
+		mode = engine.Private
+	}
+	switch {
+	case f.upload && f.private:
+		fmt.Fprintln(e.stderr, "vtconnector: --upload --private sends unknown files to VirusTotal Private Scanning: they are not shared, and the report has sandbox verdicts only.")
+	case f.upload:
 		fmt.Fprintln(e.stderr, "vtconnector: WARNING: --upload sends unknown files to VirusTotal, where they become available to its community and partners.")
 	}
-
-	var (
-		cache  engine.Cache  = engine.NewMemCache()
-		ledger engine.Ledger = engine.NewMemLedger()
-	)
-	if f.db != "" {
-		st, err := store.Open(cmd.Context(), f.db, store.WithLogger(log))
-		if err != nil {
-			return usageError{fmt.Errorf("--db: %w", err)}
+	poll := cmp.Or(e.analysisPoll, 15*time.Second)
+	p, err := buildEngine(cmd.Context(), e, engineSpec{
+		Front: "lookup", Database: config.DSN(f.db), DBSetting: "--db",
+		APIKey: config.Secret(f.apiKey), VTURL: f.vtURL, Timeout: f.timeout, UserAgent: "vtconnector/" + Version,
+		Limits: lim, MaxAge: f.maxAge, Log: log,
+		Analysis: engine.AnalysisPolicy{MaxWait: f.uploadWait, FirstPoll: poll, MaxInterval: max(poll, time.Minute)},
+	})
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return usageError{fmt.Errorf("--vt-url: %w", err)}
 		}
-		defer st.Close()
-		cache, ledger = st, st.Ledger(engine.KeyID(f.apiKey))
+		return usageError{err}
 	}
-	sched := engine.NewScheduler(ledger, lim, f.timeout, log)
-	defer sched.Close()
-	eng := engine.New(client, cache, sched, engine.Options{MaxAge: f.maxAge, Log: log})
-	lk := &lookuper{client: client, eng: eng, f: f, log: log}
+	defer p.Close()
+	lk := &lookuper{eng: p.Engine, f: f, log: log}
+	if f.upload {
+		uq, err := newUploadQueue(cmd.Context(), p, mode, log)
+		if err != nil {
+			return err
+		}
+		defer uq.close()
+		lk.uploads = uq
+	}
 
 	out, err := newPrinter(f.format, e.stdout)
 	if err != nil {
@@ -285,11 +298,16 @@ func readInputs(stdin io.Reader, args, files []string) ([]lookupInput, error) {
 	return in, nil
 }
 
+// lookupEngine is the part of the engine lookups use.
+type lookupEngine interface {
+	Lookup(ctx context.Context, r engine.Request) (engine.Result, error)
+}
+
 type lookuper struct {
-	client *vt.Client
-	eng    *engine.Engine
-	f      *lookupFlags
-	log    *slog.Logger
+	eng     lookupEngine
+	uploads *uploadQueue // nil without --upload
+	f       *lookupFlags
+	log     *slog.Logger
 
 	fatalMu sync.Mutex
 	fatal   error // an error that dooms every later query (bad key)
@@ -365,7 +383,7 @@ func (lk *lookuper) one(ctx context.Context, in lookupInput) *lookupResult {
 	var kind vt.Kind
 	var id string
 	if in.file {
-		h, err := sha256File(in.query)
+		h, err := vt.SHA256File(in.query)
 		if err != nil {
 			return failedResult(in, err)
 		}
@@ -380,8 +398,8 @@ func (lk *lookuper) one(ctx context.Context, in lookupInput) *lookupResult {
 	co := engine.CallOptions{Priority: engine.Interactive, MaxWait: lk.f.maxWait}
 	res, err := lk.eng.Lookup(ctx, engine.Request{Kind: kind, ID: id, CallOptions: co})
 	uploaded := false
-	if err == nil && in.file && !res.Found && lk.f.upload {
-		res, err = lk.upload(ctx, in.query, id, co)
+	if err == nil && in.file && !res.Found && lk.uploads != nil {
+		res, err = lk.uploads.upload(ctx, in.query, id, co)
 		uploaded = err == nil
 	}
 	if err != nil {
@@ -395,51 +413,6 @@ func (lk *lookuper) one(ctx context.Context, in lookupInput) *lookupResult {
 	r := toResult(in.query, res)
 	r.Uploaded = uploaded
 	return r
-}
-
-// upload sends a file VirusTotal does not know, waits for its analysis
-// (every poll is a paced request) and looks it up again.
-func (lk *lookuper) upload(ctx context.Context, path, sha string, co engine.CallOptions) (engine.Result, error) {
-	var analysisID string
-	err := lk.eng.Do(ctx, co, func(ctx context.Context) error {
-		var err error
-		analysisID, err = lk.client.UploadFile(ctx, path)
-		return err
-	})
-	if err != nil {
-		return engine.Result{}, fmt.Errorf("upload %s: %w", path, err)
-	}
-	lk.log.Info("file uploaded; waiting for its analysis", "path", path, "sha256", sha, "analysis", analysisID)
-	wctx, cancel := context.WithTimeout(ctx, lk.f.uploadWait)
-	defer cancel()
-	interval := 15 * time.Second
-	for {
-		var a *vt.Analysis
-		err := lk.eng.Do(wctx, co, func(ctx context.Context) error {
-			var err error
-			a, err = lk.client.Analysis(ctx, analysisID)
-			return err
-		})
-		if err != nil {
-			if wctx.Err() != nil && ctx.Err() == nil {
-				return engine.Result{}, fmt.Errorf("analysis %s of %s not finished after %s", analysisID, path, lk.f.uploadWait)
-			}
-			return engine.Result{}, fmt.Errorf("analysis of %s: %w", path, err)
-		}
-		if a.Completed() {
-			break
-		}
-		select {
-		case <-wctx.Done():
-			if ctx.Err() != nil {
-				return engine.Result{}, ctx.Err()
-			}
-			return engine.Result{}, fmt.Errorf("analysis %s of %s not finished after %s", analysisID, path, lk.f.uploadWait)
-		case <-time.After(interval):
-		}
-		interval = min(interval*2, time.Minute)
-	}
-	return lk.eng.Lookup(ctx, engine.Request{Kind: vt.KindFile, ID: sha, CallOptions: co, MaxAge: -1})
 }
 
 func toResult(query string, res engine.Result) *lookupResult {
@@ -470,26 +443,6 @@ func toResult(query string, res engine.Result) *lookupResult {
 		r.Link = vt.GUILink(res.Kind, linkID)
 	}
 	return r
-}
-
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("read file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("read file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("read file %s: not a regular file", path)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read file %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func isTerminal(w any) bool {

@@ -332,7 +332,7 @@ func TestLookupFileAndUpload(t *testing.T) {
 			if err := os.WriteFile(p, []byte(fmt.Sprintf("sample content %d", i)), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			h, _ := sha256File(p)
+			h, _ := vt.SHA256File(p)
 			if code, _ := simObject(t, sim, "files/"+h); code == 404 {
 				path = p
 				break
@@ -358,7 +358,7 @@ func TestLookupFileAndUpload(t *testing.T) {
 		if !strings.Contains(r.stderr, "WARNING") {
 			t.Errorf("no upload warning on stderr")
 		}
-		h, _ := sha256File(path)
+		h, _ := vt.SHA256File(path)
 		if got[0].ID != h {
 			t.Errorf("id %q, want the file's SHA-256 %q", got[0].ID, h)
 		}

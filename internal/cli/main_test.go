@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 		if os.Getenv("VTC_CLI_CHILD_FAST") != "" {
-			e.cbTune = fastTune
+			e.cbTune, e.analysisPoll = fastTune, fastPoll
 		}
 		code := run(ctx, argv, e)
 		stop()

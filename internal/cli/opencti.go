@@ -7,17 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
-	"github.com/vtconnector/vtconnector/internal/obs"
 	"github.com/vtconnector/vtconnector/internal/opencti"
-	"github.com/vtconnector/vtconnector/internal/store"
-	"github.com/vtconnector/vtconnector/internal/vt"
+	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 func newOpenCTICmd(e *env) *cobra.Command {
@@ -76,29 +73,32 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 	log.Info("vtconnector opencti starting", "version", version(), "platform", cfg.URL, "connector_id", cfg.ConnectorID,
 		"database", cfg.DatabaseURL, "virustotal_url", cfg.VTURL, "quota_per_minute", cfg.RequestsPerMinute, "concurrency", cfg.Concurrency)
 	if cfg.FileUploadUnseenArtifacts || cfg.URLUploadUnseen {
-		log.Warn("*** uploads are on: artifacts and URLs unknown to VirusTotal are sent to it (up to " + cfg.MaxTLP + "), where its community can see them ***")
+		if cfg.UploadMode == string(engine.Private) {
+			log.Warn("*** uploads are on, private (VIRUSTOTAL_UPLOAD_MODE=private): artifacts and URLs unknown to VirusTotal are sent to VirusTotal Private Scanning (not shared; sandbox verdicts only) ***",
+				"upload_max_tlp", cfg.UploadMaxTLP, "upload_max_size", cfg.UploadMaxSize, "upload_file_types", cfg.UploadFileTypes)
+		} else {
+			log.Warn("*** uploads are on: artifacts and URLs unknown to VirusTotal are sent to it, where its community can see them ***",
+				"upload_max_tlp", cfg.UploadMaxTLP, "upload_max_size", cfg.UploadMaxSize, "upload_file_types", cfg.UploadFileTypes)
+		}
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), store.WithLogger(log))
+	maxTLP, err := stix.ParseTLP(cfg.UploadMaxTLP)
 	if err != nil {
-		return fmt.Errorf("VTCONNECTOR_DATABASE_URL %s: %w", cfg.DatabaseURL, err)
+		return usageError{fmt.Errorf("VIRUSTOTAL_UPLOAD_MAX_TLP: %w", err)}
 	}
-	defer st.Close()
-	client, err := vt.New(cfg.VTToken.Reveal(), vt.WithBaseURL(cfg.VTURL), vt.WithTimeout(cfg.VTTimeout),
-		vt.WithHTTPClient(e.httpClient()), vt.WithUserAgent("OpenCTI VirusTotal Connector "+cfg.ConnectorID+" (vtconnector)"))
+	p, err := buildEngine(ctx, e, engineSpec{
+		Front: "opencti", Database: cfg.DatabaseURL, DBSetting: "VTCONNECTOR_DATABASE_URL",
+		APIKey: cfg.VTToken, VTURL: cfg.VTURL, Timeout: cfg.VTTimeout,
+		UserAgent: "OpenCTI VirusTotal Connector " + cfg.ConnectorID + " (vtconnector)",
+		Limits:    engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth},
+		Uploads:   engine.UploadPolicy{MaxSize: cfg.UploadMaxSize, FileTypes: cfg.UploadFileTypes, MaxTLP: &maxTLP},
+		Analysis:  engine.AnalysisPolicy{MaxWait: cfg.AnalysisWait, FirstPoll: e.analysisPoll, MaxInterval: e.analysisPoll},
+		Log:       log,
+	})
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	lim := engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth}
-	keyID := engine.KeyID(cfg.VTToken.Reveal())
-	sched := engine.NewScheduler(st.Ledger(keyID), lim, cfg.VTTimeout, log)
-	defer sched.Close()
-	var o *obs.Observer
-	eng := engine.New(client, st, sched, engine.Options{Log: log, Observe: func(ep string, err error, d time.Duration) {
-		o.VTRequest(ep, obs.VTOutcome(err), d)
-	}})
-	o = obs.New(obs.Sources{Name: "opencti", Engine: eng, Limits: lim, Waiting: sched.Waiting,
-		Quota: func(ctx context.Context, now time.Time) (engine.Usage, error) { return st.QuotaUsage(ctx, keyID, now) },
-		Queue: st.Stats}, log)
+	defer p.Close()
+	o := p.Obs
 	headers := map[string]string{}
 	for _, h := range cfg.CustomHeaders {
 		headers[h.Name] = h.Value.Reveal()
@@ -108,7 +108,7 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 		platform.WithHTTPClient(e.httpClient())
 	}
 	host, _ := os.Hostname()
-	d := opencti.Deps{Platform: platform, Engine: eng, VT: client, Store: st, Log: log,
+	d := opencti.Deps{Platform: platform, Engine: p.Engine, Store: p.Store, Log: log,
 		Owner: host + "/opencti/" + cfg.ConnectorID, BrokerURL: e.brokerURL, Tune: e.octiTune, Obs: o}
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.HTTPAddr != "" {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,6 +61,9 @@ type env struct {
 	environ   map[string]string
 	brokerURL string
 	octiTune  *opencti.Tuning
+	// analysisPoll, when set, spaces the polls of submitted analyses
+	// (tests and the demo shorten it).
+	analysisPoll time.Duration
 }
 
 func (e *env) httpClient() *http.Client {

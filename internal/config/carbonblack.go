@@ -67,6 +67,10 @@ type CarbonBlack struct {
 	DeepScanThreads    int           // virustotal_deep_scan_threads
 	SubmitFullBinaries bool          // submit_full_binaries
 	RescanWindow       time.Duration // rescan_window; 0 = never
+	UploadMode         string        // virustotal_upload_mode: public or private
+	UploadFileTypes    []string      // virustotal_upload_file_types: pe, elf, macho, any
+	UploadUnsignedOnly bool          // virustotal_upload_unsigned_only
+	AnalysisWait       time.Duration // virustotal_analysis_wait
 
 	// Feed server and feed registration on the Cb server.
 	ListenerPort           int    // listener_port
@@ -434,6 +438,18 @@ func cbFields() []field[CarbonBlack] {
 			},
 			get: func(c *C) string { return formatRescanWindow(c.RescanWindow) },
 		},
+		enumField(Option{INI: "virustotal_upload_mode", Default: "public",
+			Help: "Where uploads go: public (VirusTotal's corpus, antivirus verdicts; its community and partners can download the file, as with the original) or private (VirusTotal Private Scanning, a licence: nothing shared, sandbox and tool verdicts only, never a public fallback). New."},
+			uploadModes, strings.ToLower, func(c *C) *string { return &c.UploadMode }),
+		fileTypesField(Option{INI: "virustotal_upload_file_types", Default: "pe,elf,macho",
+			Help: "Content types a binary must have to be uploaded, recognised by its first bytes: a list of pe, elf, macho, or any. New."},
+			func(c *C) *[]string { return &c.UploadFileTypes }),
+		boolField(Option{INI: "virustotal_upload_unsigned_only", Default: "false",
+			Help: "Upload only binaries Carbon Black reports as not validly signed (digsig_result other than Signed). New."},
+			func(c *C) *bool { return &c.UploadUnsignedOnly }),
+		analysisWaitField(Option{INI: "virustotal_analysis_wait", Default: "2h0m0s",
+			Help: "How long an upload's or a rescan's analysis is waited for (polls spaced 20 s to 2 min) before the report VirusTotal has is taken: <int><M|H|D> or a Go duration. New."},
+			func(c *C) *time.Duration { return &c.AnalysisWait }),
 
 		intField(Option{INI: "listener_port", Default: "8080",
 			Help: "TCP port of the feed server; also part of the feed URL."},

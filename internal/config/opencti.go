@@ -67,6 +67,11 @@ type OpenCTI struct {
 	DomainAddRelationships    bool            // VIRUSTOTAL_DOMAIN_ADD_RELATIONSHIPS (also Hostname)
 	DomainIndicator           IndicatorPolicy // VIRUSTOTAL_DOMAIN_INDICATOR_* (also Hostname)
 	URLUploadUnseen           bool            // VIRUSTOTAL_URL_UPLOAD_UNSEEN
+	UploadMode                string          // VIRUSTOTAL_UPLOAD_MODE: public or private
+	UploadMaxTLP              string          // VIRUSTOTAL_UPLOAD_MAX_TLP, upper case
+	UploadMaxSize             int64           // VIRUSTOTAL_UPLOAD_MAX_SIZE, bytes
+	UploadFileTypes           []string        // VIRUSTOTAL_UPLOAD_FILE_TYPES
+	AnalysisWait              time.Duration   // VIRUSTOTAL_ANALYSIS_WAIT
 	URLIndicator              IndicatorPolicy // VIRUSTOTAL_URL_INDICATOR_*
 
 	// vtconnector itself (vtconnector.*).
@@ -475,20 +480,6 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 		return Option{Env: "VIRUSTOTAL_" + name, YAML: "virustotal." + strings.ToLower(name),
 			EnvAliases: []string{name}, Default: def, Help: help}
 	}
-	enumField := func(opt Option, values []string, fold func(string) string, p func(*C) *string) field[C] {
-		return field[C]{
-			Option: opt,
-			set: func(c *C, in *input) error {
-				v := fold(strings.TrimSpace(in.text))
-				if !slices.Contains(values, v) {
-					return fmt.Errorf("must be one of %s", strings.Join(values, ", "))
-				}
-				*p(c) = v
-				return nil
-			},
-			get: func(c *C) string { return *p(c) },
-		}
-	}
 	indicator := func(prefix, family string, p func(*C) *IndicatorPolicy) []field[C] {
 		return []field[C]{
 			intField(vt(prefix+"_INDICATOR_CREATE_POSITIVES", "10",
@@ -731,6 +722,18 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 		boolField(vt("URL_UPLOAD_UNSEEN", "true", "Submit URLs VirusTotal does not know, for analysis; VirusTotal's community can then see them."),
 			func(c *C) *bool { return &c.URLUploadUnseen }))
 	fs = append(fs, indicator("URL", "Url", func(c *C) *IndicatorPolicy { return &c.URLIndicator })...)
+	fs = append(fs,
+		enumField(vt("UPLOAD_MODE", "public", "Where uploads of unseen artifacts and URLs go: public (VirusTotal's corpus, antivirus verdicts, as with the original) or private (VirusTotal Private Scanning, a licence: nothing shared, sandbox and tool verdicts only, never a public fallback). New."),
+			uploadModes, strings.ToLower, func(c *C) *string { return &c.UploadMode }),
+		enumField(vt("UPLOAD_MAX_TLP", "TLP:CLEAR", "Most restrictive TLP an artifact or URL may carry and still be uploaded (lookups obey VIRUSTOTAL_MAX_TLP). New."),
+			tlpLevels, strings.ToUpper, func(c *C) *string { return &c.UploadMaxTLP }),
+		intField(vt("UPLOAD_MAX_SIZE", "32000000", "Largest artifact uploaded, in bytes (at most 650000000; the original uploaded up to 32 MB). New."),
+			1, MaxUploadSize, func(c *C) *int64 { return &c.UploadMaxSize }),
+		fileTypesField(vt("UPLOAD_FILE_TYPES", "any", "Content types an artifact must have to be uploaded, recognised by its first bytes: a list of pe, elf, macho, or any. New."),
+			func(c *C) *[]string { return &c.UploadFileTypes }),
+		analysisWaitField(vt("ANALYSIS_WAIT", "2h0m0s", "How long the analysis of an uploaded artifact or a submitted URL is waited for (the message is acknowledged meanwhile) before the report VirusTotal has is taken: a Go duration or <int><M|H|D>. New."),
+			func(c *C) *time.Duration { return &c.AnalysisWait }),
+	)
 
 	fs = append(fs,
 		field[C]{

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -450,6 +451,22 @@ func intField[T any, N ~int | ~int64](o Option, lo, hi int64, p func(*T) *N) fie
 			return err
 		},
 		get: func(c *T) string { return strconv.FormatInt(int64(*p(c)), 10) },
+	}
+}
+
+// enumField reads one of values, after fold (e.g. strings.ToUpper).
+func enumField[T any](o Option, values []string, fold func(string) string, p func(*T) *string) field[T] {
+	return field[T]{
+		Option: o,
+		set: func(c *T, in *input) error {
+			v := fold(strings.TrimSpace(in.text))
+			if !slices.Contains(values, v) {
+				return fmt.Errorf("must be one of %s", strings.Join(values, ", "))
+			}
+			*p(c) = v
+			return nil
+		},
+		get: func(c *T) string { return *p(c) },
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/vtconnector/vtconnector/internal/retry"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -67,14 +68,48 @@ type Options struct {
 	// with exponential backoff from 2 s. Quota errors are not counted.
 	Retries int
 	Log     *slog.Logger
-	// Observe, when set, is told about every request sent to VirusTotal:
-	// its endpoint label (CallOptions.Endpoint), its error and duration.
-	Observe func(endpoint string, err error, d time.Duration)
+	// Events, when set, is told what the engine does (metrics, status
+	// page). It is given at construction: nothing is attached later.
+	Events Events
+
+	// Submit is the write side of the client (uploads, URL submissions,
+	// rescans, analyses). When nil, the API given to New is used if it
+	// has those methods too.
+	Submit SubmitAPI
+	// Uploads is the upload policy every front's uploads go through.
+	Uploads UploadPolicy
+	// Analysis is how long and how often submissions are waited for.
+	Analysis AnalysisPolicy
+	// UploadMinRate is the slowest upload accepted, in bytes per second:
+	// an upload's deadline is a minute plus its size at this rate
+	// (default 128 KiB/s).
+	UploadMinRate int64
 }
+
+// Events is what the engine reports as it works.
+type Events interface {
+	// Request: one request was sent to VirusTotal, labelled by its
+	// endpoint (CallOptions.Endpoint), with its error and duration.
+	Request(endpoint string, err error, d time.Duration)
+	// Answered: a lookup was answered without a request of its own,
+	// from "cache" or by joining another's request ("shared").
+	Answered(from string)
+	// UploadRefused: the upload policy refused an upload (the reason is
+	// one of the Refused* constants).
+	UploadRefused(reason string)
+}
+
+// nopEvents is the Events of an engine nobody observes.
+type nopEvents struct{}
+
+func (nopEvents) Request(string, error, time.Duration) {}
+func (nopEvents) Answered(string)                      {}
+func (nopEvents) UploadRefused(string)                 {}
 
 // Engine answers lookups from cache or VirusTotal within the quota.
 type Engine struct {
 	api   API
+	sub   SubmitAPI
 	cache Cache
 	sched *Scheduler
 	opt   Options
@@ -98,8 +133,18 @@ func New(api API, cache Cache, sched *Scheduler, opt Options) *Engine {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{api: api, cache: cache, sched: sched, opt: opt, log: opt.Log}
+	if opt.Events == nil {
+		opt.Events = nopEvents{}
+	}
+	e := &Engine{api: api, cache: cache, sched: sched, opt: opt, log: opt.Log, sub: opt.Submit}
+	if e.sub == nil {
+		e.sub, _ = api.(SubmitAPI)
+	}
+	return e
 }
+
+// Options returns the options the engine runs with (defaults filled in).
+func (e *Engine) Options() Options { return e.opt }
 
 // Scheduler returns the engine's quota scheduler.
 func (e *Engine) Scheduler() *Scheduler { return e.sched }
@@ -125,6 +170,10 @@ type CallOptions struct {
 	MaxWait time.Duration
 	// Endpoint labels the request in metrics, e.g. "GET /files/{id}".
 	Endpoint string
+	// Deadline, when set, bounds each attempt once its slot is granted
+	// (the quota wait does not count). An attempt that runs out of time
+	// is not retried: the error (vt.ErrDeadlineExceeded) is returned.
+	Deadline time.Duration
 }
 
 // Do runs one VirusTotal request within the quota: it waits for a slot,
@@ -141,14 +190,12 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 		}
 		e.calls.Add(1)
 		sentAt := time.Now()
-		err = fn(ctx)
-		if e.opt.Observe != nil {
-			ep := co.Endpoint
-			if ep == "" {
-				ep = "other"
-			}
-			e.opt.Observe(ep, err, time.Since(sentAt))
+		err = e.attempt(ctx, co.Deadline, fn)
+		ep := co.Endpoint
+		if ep == "" {
+			ep = "other"
 		}
+		e.opt.Events.Request(ep, err, time.Since(sentAt))
 		var qe *vt.QuotaError
 		switch {
 		case err == nil || errors.Is(err, vt.ErrNotFound):
@@ -165,6 +212,9 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 		switch {
 		case ctx.Err() != nil:
 			return err
+		case co.Deadline > 0 && errors.Is(err, vt.ErrDeadlineExceeded):
+			e.failures.Add(1)
+			return err
 		case errors.Is(err, vt.ErrTransient) || errors.Is(err, vt.ErrDeadlineExceeded):
 			transient++
 			if transient > e.opt.Retries {
@@ -172,7 +222,7 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 				return err
 			}
 			e.log.Warn("VirusTotal request failed; retrying", "error", err, "attempt", transient, "backoff", backoff)
-			if err := sleep(ctx, backoff); err != nil {
+			if err := retry.Sleep(ctx, backoff); err != nil {
 				return err
 			}
 			backoff = min(backoff*2, time.Minute)
@@ -183,15 +233,19 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+// attempt runs fn, bounded by deadline when set. A deadline that
+// expires is reported as vt.ErrDeadlineExceeded, whatever fn made of it.
+func (e *Engine) attempt(ctx context.Context, deadline time.Duration, fn func(ctx context.Context) error) error {
+	if deadline <= 0 {
+		return fn(ctx)
 	}
+	actx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	err := fn(actx)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && !errors.Is(err, vt.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w after %s: %w", vt.ErrDeadlineExceeded, deadline, err)
+	}
+	return err
 }
 
 // Request is one lookup.
@@ -250,6 +304,7 @@ func (e *Engine) Lookup(ctx context.Context, r Request) (Result, error) {
 	}
 	if res, ok := e.fromCache(ctx, r, id); ok {
 		e.hits.Add(1)
+		e.opt.Events.Answered("cache")
 		return res, nil
 	}
 	for {
@@ -271,6 +326,7 @@ func (e *Engine) Lookup(ctx context.Context, r Request) (Result, error) {
 			}
 			if !led {
 				e.shared.Add(1)
+				e.opt.Events.Answered("shared")
 			}
 			if out.Err != nil {
 				return Result{}, out.Err

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/vtconnector/vtconnector/internal/retry"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -37,7 +38,7 @@ func (s *stubAPI) answer(ctx context.Context, kind vt.Kind, id string) (*vt.Obje
 	n := len(s.calls)
 	s.mu.Unlock()
 	if s.delay > 0 {
-		if err := sleep(ctx, s.delay); err != nil {
+		if err := retry.Sleep(ctx, s.delay); err != nil {
 			return nil, err
 		}
 	}

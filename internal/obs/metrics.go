@@ -54,6 +54,7 @@ var ownNames = []string{
 	"queue_items", "queue_oldest_open_seconds", "queue_paused",
 	"problems", "source_up",
 	"vt_requests_total", "vt_request_duration_seconds", "enrichments_total", "enrichment_duration_seconds",
+	"uploads_refused_total",
 }
 
 func newDescs() descs {
@@ -111,7 +112,8 @@ func (o *Observer) initMetrics() {
 		Namespace: namespace, Name: "enrichment_duration_seconds",
 		Help: "Duration of OpenCTI enrichments by entity type, waiting for quota included.", Buckets: enrichBuckets,
 	}, []string{"type"})
-	r.MustRegister(o.vtRequests, o.vtDuration, o.enrichments, o.enrichDuration, &sourceCollector{o: o, d: newDescs()})
+	o.uploadsRefused = newRefusedCounter()
+	r.MustRegister(o.vtRequests, o.vtDuration, o.enrichments, o.enrichDuration, o.uploadsRefused, &sourceCollector{o: o, d: newDescs()})
 
 	o.metrics = promhttp.InstrumentMetricHandler(o.reg, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{
 		ErrorLog:      errorLog{o.log},
@@ -150,14 +152,12 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v))
 	}
 
-	if o.src.Engine != nil {
-		e := o.src.Engine.Counters()
-		counter(d.apiCalls, e.APICalls)
-		counter(d.cacheHits, e.CacheHits)
-		counter(d.shared, e.Shared)
-		counter(d.quota429, e.Quota429)
-		counter(d.failures, e.Failures)
-	}
+	e := o.engineCounters()
+	counter(d.apiCalls, e.APICalls)
+	counter(d.cacheHits, e.CacheHits)
+	counter(d.shared, e.Shared)
+	counter(d.quota429, e.Quota429)
+	counter(d.failures, e.Failures)
 
 	if o.src.Quota != nil {
 		u, ok := o.quota(ctx, now)

@@ -136,14 +136,17 @@ type Observer struct {
 	vtDuration     *prometheus.HistogramVec
 	enrichments    *prometheus.CounterVec
 	enrichDuration *prometheus.HistogramVec
+	uploadsRefused *prometheus.CounterVec
+	tally          engineTally
 
 	mu       sync.Mutex
 	requests map[pair]*tally // VirusTotal requests by endpoint and outcome
 	enriched map[pair]*tally // enrichments by entity type and outcome
 	problems map[string]*Problem
-	seen     map[string]bool // problem keys ever raised: their gauge stays, at 0, once resolved
-	badExtra map[string]bool // Extra gauge names already logged as unusable
-	history  ring            // quota samples of the last HistoryWindow
+	refused  map[string]int64 // uploads refused by reason
+	seen     map[string]bool  // problem keys ever raised: their gauge stays, at 0, once resolved
+	badExtra map[string]bool  // Extra gauge names already logged as unusable
+	history  ring             // quota samples of the last HistoryWindow
 
 	health  map[string]*sourceHealth
 	metrics http.Handler
@@ -169,6 +172,7 @@ func New(src Sources, log *slog.Logger) *Observer {
 		requests: map[pair]*tally{},
 		enriched: map[pair]*tally{},
 		problems: map[string]*Problem{},
+		refused:  map[string]int64{},
 		seen:     map[string]bool{},
 		badExtra: map[string]bool{},
 		history:  newRing(historyLen),

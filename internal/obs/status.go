@@ -12,9 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/vtconnector/vtconnector/internal/engine"
 	"github.com/vtconnector/vtconnector/internal/store"
 )
 
@@ -28,16 +30,18 @@ const unavailable = "unavailable: reading it failed (the daemon's log says why)"
 
 // Status is what the status page shows, and what /status.json serves.
 type Status struct {
-	Name        string             `json:"name"`
-	Now         time.Time          `json:"now"`
-	Problems    []Problem          `json:"problems"`
-	Quota       *QuotaStatus       `json:"quota,omitempty"` // nil without a Quota source
-	Queue       *QueueStatus       `json:"queue,omitempty"` // nil without a Queue source
-	Engine      *EngineStatus      `json:"engine,omitempty"`
-	Requests    []RequestCount     `json:"vt_requests"`
-	Enrichments []RequestCount     `json:"enrichments,omitempty"`
-	Verdicts    *VerdictStatus     `json:"verdicts,omitempty"` // nil without a Recent source
-	Extra       map[string]float64 `json:"extra,omitempty"`
+	Name        string         `json:"name"`
+	Now         time.Time      `json:"now"`
+	Problems    []Problem      `json:"problems"`
+	Quota       *QuotaStatus   `json:"quota,omitempty"` // nil without a Quota source
+	Queue       *QueueStatus   `json:"queue,omitempty"` // nil without a Queue source
+	Engine      *EngineStatus  `json:"engine,omitempty"`
+	Requests    []RequestCount `json:"vt_requests"`
+	Enrichments []RequestCount `json:"enrichments,omitempty"`
+	// UploadsRefused counts the uploads the upload policy refused, by reason.
+	UploadsRefused []RefusalCount     `json:"uploads_refused,omitempty"`
+	Verdicts       *VerdictStatus     `json:"verdicts,omitempty"` // nil without a Recent source
+	Extra          map[string]float64 `json:"extra,omitempty"`
 
 	charts []chart // the quota charts, for the page
 }
@@ -91,6 +95,12 @@ type RequestCount struct {
 	MeanSeconds float64 `json:"mean_seconds"`
 }
 
+// RefusalCount is the number of uploads refused for one reason.
+type RefusalCount struct {
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+}
+
 // VerdictStatus is the recent verdicts, newest first.
 type VerdictStatus struct {
 	Items []Verdict `json:"items"`
@@ -127,12 +137,9 @@ func (o *Observer) Status(ctx context.Context) Status {
 		st.Queue = q
 	}
 
-	if o.src.Engine != nil || o.src.Waiting != nil {
+	if c := o.engineCounters(); o.src.Engine != nil || o.src.Waiting != nil || c != (engine.Counters{}) {
 		e := &EngineStatus{}
-		if o.src.Engine != nil {
-			c := o.src.Engine.Counters()
-			e.APICalls, e.CacheHits, e.Shared, e.Quota429, e.Failures = c.APICalls, c.CacheHits, c.Shared, c.Quota429, c.Failures
-		}
+		e.APICalls, e.CacheHits, e.Shared, e.Quota429, e.Failures = c.APICalls, c.CacheHits, c.Shared, c.Quota429, c.Failures
 		if o.src.Waiting != nil {
 			e.Interactive, e.Backlog = o.src.Waiting()
 		}
@@ -142,6 +149,10 @@ func (o *Observer) Status(ctx context.Context) Status {
 	o.mu.Lock()
 	st.Requests = counts(o.requests)
 	st.Enrichments = counts(o.enriched)
+	for reason, n := range o.refused {
+		st.UploadsRefused = append(st.UploadsRefused, RefusalCount{Reason: reason, Count: n})
+	}
+	slices.SortFunc(st.UploadsRefused, func(a, b RefusalCount) int { return strings.Compare(a.Reason, b.Reason) })
 	o.mu.Unlock()
 
 	if o.src.Recent != nil {

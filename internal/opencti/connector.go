@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -18,21 +20,54 @@ import (
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
 	"github.com/vtconnector/vtconnector/internal/obs"
+	"github.com/vtconnector/vtconnector/internal/retry"
 	"github.com/vtconnector/vtconnector/internal/stix"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
+	"github.com/vtconnector/vtconnector/internal/worker"
 )
 
 // KindPending is the store queue kind of enrichments waiting for a
 // VirusTotal analysis (an uploaded artifact, a submitted URL).
 const KindPending = "octi.analysis"
 
+// platform is the part of the OpenCTI platform's API the connector uses
+// (*Platform; a fake in unit tests).
+type platform interface {
+	Version(ctx context.Context) (string, error)
+	Register(ctx context.Context, in RegisterInput, version string) (*Registration, error)
+	Ping(ctx context.Context, id, state, version string) (*string, error)
+	WorkToReceived(ctx context.Context, workID, message string) error
+	WorkToProcessed(ctx context.Context, workID, message string, inError bool) error
+	WorkAddExpectations(ctx context.Context, workID string, n int) error
+	WorkPing(ctx context.Context, workID string) error
+	PushBundle(ctx context.Context, connectorID string, bundle []byte, workID string) error
+	ArtifactFiles(ctx context.Context, id string) ([]ImportFile, error)
+	DownloadFile(ctx context.Context, fileID string, w io.Writer, max int64) (int64, error)
+}
+
+// verdictSource is the part of the engine the connector asks: every
+// VirusTotal conversation goes through it, paced by its quota scheduler.
+type verdictSource interface {
+	Lookup(ctx context.Context, r engine.Request) (engine.Result, error)
+	Upload(ctx context.Context, u engine.Upload) (engine.Submission, error)
+	SubmitURL(ctx context.Context, rawURL string, mode engine.Mode, f engine.UploadFacts, co engine.CallOptions) (engine.Submission, error)
+	Collect(ctx context.Context, s *engine.Submission, co engine.CallOptions) (engine.Collected, error)
+	YARARuleset(ctx context.Context, id string, co engine.CallOptions) (*vt.Object, error)
+}
+
+// workStore is the part of the store the connector parks work in.
+type workStore interface {
+	worker.Queue
+	Enqueue(ctx context.Context, it store.NewItem) (bool, error)
+	ReleaseLeases(ctx context.Context, ownerPrefix string) (int64, error)
+}
+
 // Deps are the parts the connector runs on.
 type Deps struct {
-	Platform *Platform
-	Engine   *engine.Engine
-	VT       *vt.Client
-	Store    *store.Store
+	Platform platform
+	Engine   verdictSource
+	Store    workStore
 	Log      *slog.Logger
 	// BrokerURL, when set, replaces the RabbitMQ address the platform
 	// returns (tests; MQ_* settings are applied otherwise).
@@ -65,32 +100,19 @@ type Connector struct {
 	pubMu sync.Mutex
 	pub   *publisher
 
-	yaraMu sync.Mutex
-	yara   map[string]*vt.Object
+	pending *worker.Pool // collects parked analyses
 }
 
 // Run registers the connector and processes enrichment requests until ctx
 // ends. Errors that retrying cannot fix (a refused token) end it; a
 // platform or broker outage is waited out.
 func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
-	c := &Connector{cfg: cfg, d: d, log: d.Log, yara: map[string]*vt.Object{}}
-	c.t = Tuning{PingEvery: 40 * time.Second, PollEvery: 30 * time.Second, WorkPingEvery: 5 * time.Minute, RetryMax: time.Minute}
-	if d.Tune != nil {
-		c.t = *d.Tune
-	}
+	c := newConnector(cfg, d)
 	tlp, err := stix.ParseTLP(cfg.MaxTLP)
 	if err != nil {
 		return fmt.Errorf("opencti: VIRUSTOTAL_MAX_TLP: %w", err)
 	}
 	c.maxTLP = tlp
-	c.author = VTIdentity(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
-	c.opts = Options{
-		ReplaceWithLowerScore: cfg.ReplaceWithLowerScore, IncludeAttributesInNote: cfg.IncludeAttributesInNote,
-		FileCreateNoteFullReport: cfg.FileCreateNoteFullReport, FileImportYARA: cfg.FileImportYARA,
-		FileIndicator: policy(cfg.FileIndicator), IPIndicator: policy(cfg.IPIndicator),
-		DomainIndicator: policy(cfg.DomainIndicator), URLIndicator: policy(cfg.URLIndicator),
-		IPAddRelationships: cfg.IPAddRelationships, DomainAddRelationships: cfg.DomainAddRelationships,
-	}
 	if err := c.register(ctx); err != nil {
 		return err
 	}
@@ -100,7 +122,7 @@ func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { c.pingLoop(gctx); return nil })
 	g.Go(func() error { c.consumeLoop(gctx); return nil })
-	g.Go(func() error { c.pendingLoop(gctx); return nil })
+	g.Go(func() error { return c.pending.Run(gctx) })
 	err = g.Wait()
 	c.pubMu.Lock()
 	if c.pub != nil {
@@ -110,37 +132,50 @@ func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
 	return err
 }
 
+// newConnector prepares a connector; Run registers and starts it.
+func newConnector(cfg *config.OpenCTI, d Deps) *Connector {
+	c := &Connector{cfg: cfg, d: d, log: d.Log}
+	c.t = Tuning{PingEvery: 40 * time.Second, PollEvery: 30 * time.Second, WorkPingEvery: 5 * time.Minute, RetryMax: time.Minute}
+	if d.Tune != nil {
+		c.t = *d.Tune
+	}
+	c.maxTLP, _ = stix.ParseTLP(cfg.MaxTLP)
+	c.author = VTIdentity(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	c.opts = Options{
+		ReplaceWithLowerScore: cfg.ReplaceWithLowerScore, IncludeAttributesInNote: cfg.IncludeAttributesInNote,
+		FileCreateNoteFullReport: cfg.FileCreateNoteFullReport, FileImportYARA: cfg.FileImportYARA,
+		FileIndicator: policy(cfg.FileIndicator), IPIndicator: policy(cfg.IPIndicator),
+		DomainIndicator: policy(cfg.DomainIndicator), URLIndicator: policy(cfg.URLIndicator),
+		IPAddRelationships: cfg.IPAddRelationships, DomainAddRelationships: cfg.DomainAddRelationships,
+	}
+	c.pending = worker.New(d.Store, worker.Config{Name: "pending", Owner: d.Owner, Kinds: []string{KindPending},
+		Lease: 5 * time.Minute, Idle: min(c.t.PollEvery, 5*time.Second), Log: d.Log}, c.collect)
+	return c
+}
+
 func policy(p config.IndicatorPolicy) IndicatorPolicy {
 	return IndicatorPolicy{CreatePositives: p.CreatePositives, ValidMinutes: p.ValidMinutes, Detect: p.Detect}
 }
 
 // retry runs fn until it succeeds, ctx ends, or it fails with an auth
-// error; waits grow from 1 s to RetryMax.
+// error; waits grow from 1 s to RetryMax. Platform trouble shows on the
+// status page while it lasts.
 func (c *Connector) retry(ctx context.Context, what string, fn func() error) error {
-	wait := time.Second
-	for {
-		err := fn()
-		if c.d.Obs != nil && ctx.Err() == nil {
-			switch {
-			case err == nil:
-				c.d.Obs.Resolve(obs.ProblemPlatformUnreachable)
-			case errors.Is(err, ErrPlatformAuth), errors.Is(err, ErrPlatformUnavailable):
-				c.d.Obs.Problem(obs.ProblemPlatformUnreachable, what+": "+err.Error())
+	return retry.Until(ctx, retry.Backoff{First: time.Second, Max: c.t.RetryMax},
+		func() error {
+			err := fn()
+			if c.d.Obs != nil && ctx.Err() == nil {
+				switch {
+				case err == nil:
+					c.d.Obs.Resolve(obs.ProblemPlatformUnreachable)
+				case errors.Is(err, ErrPlatformAuth), errors.Is(err, ErrPlatformUnavailable):
+					c.d.Obs.Problem(obs.ProblemPlatformUnreachable, what+": "+err.Error())
+				}
 			}
-		}
-		if err == nil || errors.Is(err, ErrPlatformAuth) || ctx.Err() != nil {
 			return err
-		}
-		c.log.Warn(what+" failed; retrying", "error", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		wait = min(wait*2, c.t.RetryMax)
-	}
+		},
+		func(err error) bool { return errors.Is(err, ErrPlatformAuth) },
+		func(err error, wait time.Duration) { c.log.Warn(what+" failed; retrying", "error", err, "retry_in", wait) })
 }
 
 func (c *Connector) register(ctx context.Context) error {
@@ -195,12 +230,8 @@ func (c *Connector) pingLoop(ctx context.Context) {
 		if _, err := c.d.Platform.Ping(ctx, c.cfg.ConnectorID, "null", c.version); err != nil && ctx.Err() == nil {
 			c.log.Warn("ping failed", "error", err)
 		}
-		t := time.NewTimer(c.t.PingEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Sleep(ctx, c.t.PingEvery) != nil {
 			return
-		case <-t.C:
 		}
 	}
 }
@@ -217,7 +248,7 @@ func (c *Connector) consumeLoop(ctx context.Context) {
 		conn, err := c.broker.dial()
 		if err != nil {
 			c.log.Error("RabbitMQ unreachable; retrying", "error", err, "retry_in", wait)
-			if sleep(ctx, wait) != nil {
+			if retry.Sleep(ctx, wait) != nil {
 				return
 			}
 			wait = min(wait*2, 30*time.Second)
@@ -234,7 +265,7 @@ func (c *Connector) consumeLoop(ctx context.Context) {
 		if err != nil {
 			c.log.Error("consuming the listen queue failed; retrying", "queue", c.reg.Config.Listen, "error", err)
 			conn.Close()
-			if sleep(ctx, wait) != nil {
+			if retry.Sleep(ctx, wait) != nil {
 				return
 			}
 			wait = min(wait*2, 30*time.Second)
@@ -255,21 +286,17 @@ func (c *Connector) consumeLoop(ctx context.Context) {
 				if !ok {
 					break loop
 				}
-				wg.Go(func() { c.handle(ctx, dl) })
+				wg.Go(func() {
+					if !c.handle(ctx, dl.Body) {
+						return // not acknowledged: redelivered
+					}
+					if err := dl.Ack(false); err != nil {
+						c.log.Warn("acknowledgement failed; the message will be redelivered", "error", err)
+					}
+				})
 			}
 		}
 		_ = conn.Close()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -298,19 +325,21 @@ func (m *message) workID() string {
 // is reported when the analysis is collected.
 var errDeferred = errors.New("waiting for a VirusTotal analysis")
 
-func (c *Connector) handle(ctx context.Context, dl amqp.Delivery) {
+// handle processes one enrichment request and reports whether the
+// message may be acknowledged: it may not when the daemon stops first or
+// the work's end could not be reported (a redelivery then does it again).
+func (c *Connector) handle(ctx context.Context, body []byte) (ack bool) {
 	var m message
-	if err := json.Unmarshal(dl.Body, &m); err != nil || m.Event.EntityID == "" {
-		c.log.Error("enrichment message unreadable; dropped", "error", err, "bytes", len(dl.Body))
+	if err := json.Unmarshal(body, &m); err != nil || m.Event.EntityID == "" {
+		c.log.Error("enrichment message unreadable; dropped", "error", err, "bytes", len(body))
 		if m.workID() != "" {
 			_ = c.report(ctx, m.workID(), "vtconnector: the enrichment message is not valid: "+errText(err), true)
 		}
-		_ = dl.Ack(false)
-		return
+		return true
 	}
 	stop := c.keepWorkAlive(ctx, m.workID())
 	began := time.Now()
-	result, err := c.process(ctx, &m, dl.Body, false)
+	result, err := c.process(ctx, &m, body, nil)
 	stop()
 	if c.d.Obs != nil && ctx.Err() == nil {
 		outcome := "ok"
@@ -326,7 +355,7 @@ func (c *Connector) handle(ctx context.Context, dl amqp.Delivery) {
 		c.d.Obs.Enrichment(m.Event.EntityType, outcome, time.Since(began))
 	}
 	if ctx.Err() != nil {
-		return // not acknowledged: redelivered to the next instance
+		return false // redelivered to the next instance
 	}
 	if !errors.Is(err, errDeferred) {
 		msg, inError := result, false
@@ -335,12 +364,10 @@ func (c *Connector) handle(ctx context.Context, dl amqp.Delivery) {
 			c.log.Warn("enrichment failed", "entity", m.Event.EntityID, "type", m.Event.EntityType, "error", err)
 		}
 		if rerr := c.report(ctx, m.workID(), msg, inError); rerr != nil {
-			return // not acknowledged: the platform will see it again
+			return false // the platform will see it again
 		}
 	}
-	if err := dl.Ack(false); err != nil {
-		c.log.Warn("acknowledgement failed; the message will be redelivered", "error", err)
-	}
+	return true
 }
 
 func errText(err error) string {
@@ -380,11 +407,11 @@ func (c *Connector) keepWorkAlive(ctx context.Context, workID string) func() {
 	return cancel
 }
 
-// process runs one enrichment; collected is true when a pending analysis
-// finished (no new upload then).
-func (c *Connector) process(ctx context.Context, m *message, raw []byte, collected bool) (string, error) {
+// process runs one enrichment. collected, when not nil, is the report a
+// parked analysis produced (no lookup nor new submission then).
+func (c *Connector) process(ctx context.Context, m *message, raw []byte, collected *engine.Result) (string, error) {
 	workID := m.workID()
-	if workID != "" && !collected {
+	if workID != "" && collected == nil {
 		if err := c.retry(ctx, "acknowledging the work", func() error {
 			return c.d.Platform.WorkToReceived(ctx, workID, "Connector ready to process the operation")
 		}); err != nil {
@@ -403,14 +430,15 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	if err != nil {
 		return "", err
 	}
-	if !stix.TLPAllowed(stix.MarkingRefs(ent.Markings()), c.maxTLP) {
+	markings := stix.MarkingRefs(ent.Markings())
+	if !stix.TLPAllowed(markings, c.maxTLP) {
 		return "", errors.New("Do not send any data, TLP of the observable is greater than MAX TLP")
 	}
 	var objects []json.RawMessage
 	if ent.Type == TypeIndicator {
 		objects, err = c.enrichIndicator(ctx, ent)
 	} else {
-		objects, err = c.enrichObservable(ctx, ent, m, raw, collected)
+		objects, err = c.enrichObservable(ctx, ent, markings, m, raw, collected)
 	}
 	if err != nil {
 		return "", err
@@ -427,30 +455,30 @@ func inScope(scope []string, t string) bool {
 	return false
 }
 
-func (c *Connector) lookup(ctx context.Context, lk Lookup, fresh bool) (engine.Result, error) {
-	req := engine.Request{Kind: lk.Kind, ID: lk.ID, CallOptions: engine.CallOptions{Priority: engine.Interactive}}
-	if fresh {
-		req.MaxAge = -1
-	}
-	return c.d.Engine.Lookup(ctx, req)
+func (c *Connector) lookup(ctx context.Context, lk Lookup) (engine.Result, error) {
+	return c.d.Engine.Lookup(ctx, engine.Request{Kind: lk.Kind, ID: lk.ID, CallOptions: c.co()})
 }
 
-func (c *Connector) enrichObservable(ctx context.Context, ent Entity, m *message, raw []byte, collected bool) ([]json.RawMessage, error) {
+func (c *Connector) co() engine.CallOptions { return engine.CallOptions{Priority: engine.Interactive} }
+
+func (c *Connector) enrichObservable(ctx context.Context, ent Entity, markings []stix.Marking, m *message, raw []byte, collected *engine.Result) ([]json.RawMessage, error) {
 	lk, err := LookupFor(ent)
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.lookup(ctx, lk, collected)
-	if err != nil {
+	var res engine.Result
+	if collected != nil {
+		res = *collected
+	} else if res, err = c.lookup(ctx, lk); err != nil {
 		return nil, err
 	}
 	if !res.Found {
-		if !collected {
+		if collected == nil {
 			switch {
 			case ent.Type == TypeArtifact && c.cfg.FileUploadUnseenArtifacts:
-				return nil, c.startAnalysis(ctx, ent, m, raw, "file")
+				return nil, c.startAnalysis(ctx, ent, markings, m, raw, vt.KindFile)
 			case ent.Type == TypeURL && c.cfg.URLUploadUnseen:
-				return nil, c.startAnalysis(ctx, ent, m, raw, "url")
+				return nil, c.startAnalysis(ctx, ent, markings, m, raw, vt.KindURL)
 			}
 		}
 		return nil, fmt.Errorf("%s %q not found on VirusTotal", kindName(lk.Kind), lk.ID)
@@ -490,7 +518,7 @@ func (c *Connector) enrichIndicator(ctx context.Context, ind Entity) ([]json.Raw
 		if err != nil {
 			return nil, err
 		}
-		res, err := c.lookup(ctx, lk, false)
+		res, err := c.lookup(ctx, lk)
 		if err != nil {
 			return nil, err
 		}
@@ -526,33 +554,21 @@ func (c *Connector) enrichIndicator(ctx context.Context, ind Entity) ([]json.Raw
 	return objects, nil
 }
 
-// rulesets fetches the crowdsourced YARA rulesets a file matched (each
-// a paced request), caching the ones found.
+// rulesets fetches the crowdsourced YARA rulesets a file matched, through
+// the engine (cached, paced).
 func (c *Connector) rulesets(ctx context.Context, o *vt.Object) map[string]*vt.Object {
 	if !c.opts.FileImportYARA || o == nil || len(o.Attributes.CrowdsourcedYARA) == 0 {
 		return nil
 	}
 	out := map[string]*vt.Object{}
 	for _, y := range o.Attributes.CrowdsourcedYARA {
-		if y.RulesetID == "" {
+		if y.RulesetID == "" || out[y.RulesetID] != nil {
 			continue
 		}
-		c.yaraMu.Lock()
-		rs := c.yara[y.RulesetID]
-		c.yaraMu.Unlock()
-		if rs == nil {
-			err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "GET /yara_rulesets/{id}"}, func(ctx context.Context) error {
-				var err error
-				rs, err = c.d.VT.YARARuleset(ctx, y.RulesetID)
-				return err
-			})
-			if err != nil {
-				c.log.Warn("YARA ruleset not fetched; its rules are skipped this time", "ruleset", y.RulesetID, "error", err)
-				continue
-			}
-			c.yaraMu.Lock()
-			c.yara[y.RulesetID] = rs
-			c.yaraMu.Unlock()
+		rs, err := c.d.Engine.YARARuleset(ctx, y.RulesetID, c.co())
+		if err != nil {
+			c.log.Warn("YARA ruleset not fetched; its rules are skipped this time", "ruleset", y.RulesetID, "error", err)
+			continue
 		}
 		out[y.RulesetID] = rs
 	}
@@ -606,20 +622,43 @@ func (c *Connector) send(ctx context.Context, objects []json.RawMessage, m *mess
 }
 
 // pendingPayload is a KindPending item: the original message and the
-// analysis to wait for.
+// submission to collect.
 type pendingPayload struct {
-	Message  json.RawMessage `json:"message"`
-	Analysis string          `json:"analysis"`
-	Since    time.Time       `json:"since"`
+	Message    json.RawMessage    `json:"message"`
+	Submission *engine.Submission `json:"submission,omitempty"`
+
+	// Analysis and Since are how earlier versions recorded a public
+	// analysis; upgrade turns them into a Submission.
+	Analysis string    `json:"analysis,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
 }
 
-// startAnalysis uploads an unseen artifact (or submits an unseen URL),
-// parks the request in the store and lets the pending loop finish it, so
-// that waiting for VirusTotal blocks no other message.
-func (c *Connector) startAnalysis(ctx context.Context, ent Entity, m *message, raw []byte, kind string) error {
-	var id string
+func (p *pendingPayload) upgrade(ent Entity) {
+	if p.Submission != nil || p.Analysis == "" {
+		return
+	}
+	s := &engine.Submission{Analysis: p.Analysis, Mode: engine.Public, Kind: vt.KindURL, Subject: ent.Value(), Since: p.Since}
+	if ent.Type == TypeArtifact {
+		if lk, err := LookupFor(ent); err == nil {
+			s.Kind, s.Subject = vt.KindFile, lk.ID
+		}
+	}
+	p.Submission = s
+}
+
+// startAnalysis uploads an unseen artifact (or submits an unseen URL)
+// through the engine's upload policy, parks the request in the store and
+// lets the pending pool finish it, so that waiting for VirusTotal blocks
+// no other message.
+func (c *Connector) startAnalysis(ctx context.Context, ent Entity, markings []stix.Marking, m *message, raw []byte, kind vt.Kind) error {
+	mode := engine.Mode(c.cfg.UploadMode)
+	var facts engine.UploadFacts
+	if t, ok := stix.EntityTLP(markings); ok {
+		facts.TLP = &t
+	}
+	var sub engine.Submission
 	switch kind {
-	case "file":
+	case vt.KindFile:
 		files, err := c.d.Platform.ArtifactFiles(ctx, ent.ID)
 		if err != nil {
 			return err
@@ -627,11 +666,15 @@ func (c *Connector) startAnalysis(ctx context.Context, ent Entity, m *message, r
 		if len(files) == 0 {
 			return errors.New("the artifact is unknown to VirusTotal and has no file attached to upload")
 		}
-		f, err := os.CreateTemp("", "vtc-artifact-*")
+		dir, err := os.MkdirTemp("", "vtc-artifact-*")
 		if err != nil {
 			return err
 		}
-		defer os.Remove(f.Name())
+		defer os.RemoveAll(dir)
+		f, err := os.Create(filepath.Join(dir, uploadName(files[0].Name)))
+		if err != nil {
+			return err
+		}
 		_, err = c.d.Platform.DownloadFile(ctx, files[0].ID, f, vt.MaxUpload)
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -639,95 +682,85 @@ func (c *Connector) startAnalysis(ctx context.Context, ent Entity, m *message, r
 		if err != nil {
 			return fmt.Errorf("[VirusTotal] Error fetching artifact from OpenCTI: %w", err)
 		}
-		err = c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "POST /files"}, func(ctx context.Context) error {
-			var err error
-			id, err = c.d.VT.UploadFile(ctx, f.Name())
-			return err
-		})
+		lk, _ := LookupFor(ent)
+		sub, err = c.d.Engine.Upload(ctx, engine.Upload{Path: f.Name(), Hash: lk.ID, Mode: mode, Facts: facts, CallOptions: c.co()})
 		if err != nil {
 			return fmt.Errorf("[VirusTotal] Error uploading artifact to VirusTotal: %w", err)
 		}
-	case "url":
-		err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "POST /urls"}, func(ctx context.Context) error {
-			var err error
-			id, err = c.d.VT.SubmitURL(ctx, ent.Value())
-			return err
-		})
+	case vt.KindURL:
+		var err error
+		sub, err = c.d.Engine.SubmitURL(ctx, ent.Value(), mode, facts, c.co())
 		if err != nil {
 			return fmt.Errorf("[VirusTotal] Error submitting the URL to VirusTotal: %w", err)
 		}
 	}
-	payload, _ := json.Marshal(pendingPayload{Message: raw, Analysis: id, Since: time.Now().UTC()})
+	payload, _ := json.Marshal(pendingPayload{Message: raw, Submission: &sub})
 	key := m.workID()
 	if key == "" {
-		key = ent.ID + "@" + id
+		key = ent.ID + "@" + sub.Analysis
 	}
 	if _, err := c.d.Store.Enqueue(ctx, store.NewItem{Kind: KindPending, Key: key, Payload: payload, NotBefore: time.Now().Add(c.t.PollEvery)}); err != nil {
 		return fmt.Errorf("park the analysis: %w", err)
 	}
+	c.pending.Wake()
 	if m.workID() != "" {
-		_ = c.d.Platform.WorkToReceived(ctx, m.workID(), fmt.Sprintf("Not known to VirusTotal: submitted for analysis (%s); the enrichment completes when the analysis does.", id))
+		_ = c.d.Platform.WorkToReceived(ctx, m.workID(), fmt.Sprintf("Not known to VirusTotal: submitted for %s analysis (%s); the enrichment completes when the analysis does.", sub.Mode, sub.Analysis))
 	}
-	c.log.Info("submitted to VirusTotal; waiting for the analysis", "entity", ent.ID, "analysis", id)
+	c.log.Info("submitted to VirusTotal; waiting for the analysis", "entity", ent.ID, "mode", sub.Mode, "analysis", sub.Analysis)
 	return errDeferred
 }
 
-// pendingLoop collects finished analyses and completes their enrichment.
-func (c *Connector) pendingLoop(ctx context.Context) {
-	owner := c.d.Owner + "/pending"
-	for ctx.Err() == nil {
-		items, err := c.d.Store.Claim(ctx, owner, []string{KindPending}, 1, 5*time.Minute)
-		if err != nil || len(items) == 0 {
-			if err != nil && ctx.Err() == nil {
-				c.log.Warn("claiming pending analyses failed", "error", err)
-			}
-			_ = sleep(ctx, min(c.t.PollEvery, 5*time.Second))
-			continue
-		}
-		it := items[0]
-		out := c.collect(ctx, it)
-		if ctx.Err() != nil {
-			out = store.RateLimited(time.Now())
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if err := c.d.Store.Complete(cctx, it.ID, owner, out); err != nil {
-			c.log.Warn("recording a pending analysis failed", "error", err)
-		}
-		cancel()
+// uploadName is the name an artifact is uploaded under: its own, made
+// safe for a file system.
+func uploadName(name string) string {
+	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
+	if name == "." || name == "/" || name == ".." || name == "" {
+		return "artifact"
 	}
+	return name
 }
 
+// collect polls a parked analysis and, once it finished, completes the
+// enrichment with its report and reports the work.
 func (c *Connector) collect(ctx context.Context, it store.Item) store.Outcome {
 	var p pendingPayload
 	var m message
 	if err := json.Unmarshal(it.Payload, &p); err != nil || json.Unmarshal(p.Message, &m) != nil {
 		return store.Permanent(errors.New("unreadable pending analysis"))
 	}
-	var a *vt.Analysis
-	err := c.d.Engine.Do(ctx, engine.CallOptions{Priority: engine.Interactive, Endpoint: "GET /analyses/{id}"}, func(ctx context.Context) error {
-		var err error
-		a, err = c.d.VT.Analysis(ctx, p.Analysis)
-		return err
-	})
-	switch {
-	case err != nil && !errors.Is(err, vt.ErrNotFound):
-		if ctx.Err() != nil {
-			return store.RateLimited(time.Now())
+	if p.Submission == nil {
+		stixEntity := m.Event.StixEntity
+		var s string
+		if json.Unmarshal(stixEntity, &s) == nil {
+			stixEntity = []byte(s)
 		}
-		return store.Transient(err)
-	case err == nil && !a.Completed() && time.Since(p.Since) < 2*time.Hour:
-		return store.PendingAnalysis(time.Now().Add(c.t.PollEvery), it.Payload)
+		ent, err := ParseEntity(m.Event.EntityID, m.Event.EntityType, stixEntity)
+		if err != nil {
+			return store.Permanent(fmt.Errorf("pending analysis of an unreadable entity: %w", err))
+		}
+		p.upgrade(ent)
+		if p.Submission == nil {
+			return store.Permanent(errors.New("pending analysis without a submission"))
+		}
 	}
-	result, perr := c.process(ctx, &m, p.Message, true)
+	col, err := c.d.Engine.Collect(ctx, p.Submission, c.co())
+	if err != nil {
+		return worker.Outcome(ctx, err)
+	}
+	if !col.Done {
+		b, _ := json.Marshal(p)
+		return store.PendingAnalysis(col.NextPoll, b)
+	}
+	result, perr := c.process(ctx, &m, p.Message, &col.Result)
 	if ctx.Err() != nil {
-		return store.RateLimited(time.Now())
+		return store.HandBack()
 	}
 	msg, inError := result, false
 	if perr != nil {
 		msg, inError = perr.Error(), true
 	}
 	if err := c.report(ctx, m.workID(), msg, inError); err != nil {
-		return store.Transient(err)
+		return worker.Outcome(ctx, err)
 	}
 	return store.Done(nil)
 }

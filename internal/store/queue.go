@@ -287,6 +287,7 @@ const (
 	outcomeTransient
 	outcomeAuth
 	outcomePermanent
+	outcomeHandBack
 )
 
 // Done finishes the item with an answer; result is stored when not nil.
@@ -318,6 +319,11 @@ func AuthError(err error) Outcome { return Outcome{kind: outcomeAuth, err: err} 
 // VirusTotal rejects whatever the time. Requeue brings it back.
 func Permanent(err error) Outcome { return Outcome{kind: outcomePermanent, err: err} }
 
+// HandBack returns the item to the queue, ready at once, without counting
+// an attempt: the worker stops (shutdown) before it could finish. The
+// payload is kept as it was.
+func HandBack() Outcome { return Outcome{kind: outcomeHandBack} }
+
 func (o Outcome) String() string {
 	switch o.kind {
 	case outcomeDone:
@@ -334,6 +340,8 @@ func (o Outcome) String() string {
 		return "auth error"
 	case outcomePermanent:
 		return "permanent error"
+	case outcomeHandBack:
+		return "handed back"
 	}
 	return "invalid outcome"
 }
@@ -422,6 +430,8 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 		case outcomePermanent:
 			attempts++
 			state, msg = StateFailed, o.message()
+		case outcomeHandBack:
+			state, msg = StateQueued, "handed back by "+owner+" (stopping)"
 		}
 		if next.Before(now) {
 			next = now

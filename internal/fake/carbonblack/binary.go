@@ -386,12 +386,22 @@ func contentKey(seed int64, id string) [32]byte {
 	return sha256.Sum256(append(append([]byte("fakecb-content\x00"), buf[:]...), id...))
 }
 
+// peHeader is the start of a Windows PE file: the MZ magic, e_lfanew
+// (at 0x3c) pointing at 0x40, and the PE signature there.
+var peHeader = func() []byte {
+	h := make([]byte, 0x44)
+	copy(h, "MZ")
+	binary.LittleEndian.PutUint32(h[0x3c:], 0x40)
+	copy(h[0x40:], "PE\x00\x00")
+	return h
+}()
+
 // syntheticReader returns the n synthetic bytes seeded by key; executables
-// start with the PE magic MZ.
+// start with a PE header, as content sniffers expect.
 func syntheticReader(key [32]byte, exe bool, n int64) io.Reader {
 	var r io.Reader = rand.NewChaCha8(key)
 	if exe {
-		r = io.MultiReader(strings.NewReader("MZ"), r)
+		r = io.MultiReader(bytes.NewReader(peHeader), r)
 	}
 	return io.LimitReader(r, n)
 }
