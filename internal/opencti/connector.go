@@ -175,7 +175,9 @@ func (c *Connector) retry(ctx context.Context, what string, fn func() error) err
 			return err
 		},
 		func(err error) bool { return errors.Is(err, ErrPlatformAuth) },
-		func(err error, wait time.Duration) { c.log.Warn(what+" failed; retrying", "error", err, "retry_in", wait) })
+		func(err error, wait time.Duration) {
+			c.log.Warn(what+" failed; retrying", "error", err, "retry_in", wait)
+		})
 }
 
 func (c *Connector) register(ctx context.Context) error {
