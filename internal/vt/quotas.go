@@ -121,7 +121,9 @@ type rawPair struct {
 	Group json.RawMessage `json:"group"`
 }
 
-func (p rawPair) pair() QuotaPair { return QuotaPair{User: decodeQuota(p.User), Group: decodeQuota(p.Group)} }
+func (p rawPair) pair() QuotaPair {
+	return QuotaPair{User: decodeQuota(p.User), Group: decodeQuota(p.Group)}
+}
 
 // decodeQuota reads one allowance; nil when it has no usable allowed.
 func decodeQuota(b json.RawMessage) *Quota {
