@@ -3,9 +3,13 @@
 // It owns the lookup policy: answer from the cache when the result is
 // fresh enough, join concurrent requests for the same object into one
 // API call, and send every API call through the quota Scheduler so that a
-// key's budget is never exceeded and never wasted. A 429 pauses every
-// caller and the call is retried: work waits for quota, it never fails
-// because of it (unless the caller set a maximum wait).
+// key's budget is never exceeded and never wasted. Budgets the
+// configuration leaves unset are learned from VirusTotal (Options.Quotas,
+// Options.Learn). A 429 that the budget did not foresee lowers the
+// per-minute rate for a while; only a day or month that VirusTotal says is
+// spent pauses work until it resets. The call is retried: work waits for
+// quota, it never fails because of it (unless the caller set a maximum
+// wait).
 //
 // The cache and the quota ledger are interfaces; the in-memory versions
 // live here, the durable ones in internal/store. The engine does no I/O
@@ -70,6 +74,17 @@ type Options struct {
 	// Observe, when set, is told about every request sent to VirusTotal:
 	// its endpoint label (CallOptions.Endpoint), its error and duration.
 	Observe func(endpoint string, err error, d time.Duration)
+	// Quotas, when set, reads the key's allowances and use from
+	// VirusTotal before the first request, then hourly, and after a 429
+	// that the budget did not foresee (at most once a minute). These reads
+	// are exempt from the scheduler (see QuotaReadEvery). VirusTotal's
+	// count of the day's and month's use is taken into the ledger when it
+	// is higher, and a day or month it says is spent pauses every request
+	// until it resets. A failing read is logged once; the budget stays.
+	Quotas QuotaReader
+	// Learn names the budgets the configuration left unset: they are
+	// taken from what Quotas reports (the tighter of user and group).
+	Learn Learn
 }
 
 // Engine answers lookups from cache or VirusTotal within the quota.
@@ -80,6 +95,8 @@ type Engine struct {
 	opt   Options
 	log   *slog.Logger
 	sf    singleflight.Group
+	// quotas reads VirusTotal's quota figures; nil without Options.Quotas.
+	quotas *quotaWatch
 
 	calls, hits, shared, quota429, failures atomic.Int64
 }
@@ -98,7 +115,8 @@ func New(api API, cache Cache, sched *Scheduler, opt Options) *Engine {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{api: api, cache: cache, sched: sched, opt: opt, log: opt.Log}
+	return &Engine{api: api, cache: cache, sched: sched, opt: opt, log: opt.Log,
+		quotas: newQuotaWatch(opt.Quotas, opt.Learn, sched, opt.Log)}
 }
 
 // Scheduler returns the engine's quota scheduler.
@@ -128,13 +146,14 @@ type CallOptions struct {
 }
 
 // Do runs one VirusTotal request within the quota: it waits for a slot,
-// runs fn, and on a 429 pauses every caller and runs fn again when the
-// quota can have refilled. Transient errors are retried with backoff.
-// Errors that retrying cannot fix are returned as they are.
+// runs fn, and on a 429 runs fn again when the quota can have refilled
+// (see after429). Transient errors are retried with backoff. Errors that
+// retrying cannot fix are returned as they are.
 func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Context) error) error {
 	backoff := 2 * time.Second
 	transient := 0
 	for {
+		e.quotas.maybeRead(ctx, false)
 		slot, err := e.sched.Acquire(ctx, co.Priority, co.MaxWait)
 		if err != nil {
 			return err
@@ -152,13 +171,11 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 		var qe *vt.QuotaError
 		switch {
 		case err == nil || errors.Is(err, vt.ErrNotFound):
-			e.sched.Succeeded()
 			slot.Done()
 			return err
 		case errors.As(err, &qe):
 			e.quota429.Add(1)
-			e.sched.Cooldown(sentAt, qe.RetryAfter)
-			slot.Done()
+			e.after429(ctx, qe, slot)
 			continue
 		}
 		slot.Done()
