@@ -44,13 +44,13 @@ type Status struct {
 
 // QuotaStatus is the quota use against the budget.
 type QuotaStatus struct {
-	Windows     []Window       `json:"windows"`
-	PausedUntil time.Time      `json:"paused_until,omitzero"` // set while cooling down after a 429
+	Windows     []Window  `json:"windows"`
+	PausedUntil time.Time `json:"paused_until,omitzero"` // set while cooling down after a 429
 	// BudgetSource says whether the budget is configured or learned from
 	// VirusTotal, and when (engine.Budget.Source); empty without a Budget source.
-	BudgetSource string `json:"budget_source,omitempty"`
-	History     []HistoryPoint `json:"history"`               // the last 24 hours in 15-minute spans
-	Error       string         `json:"error,omitempty"`
+	BudgetSource string         `json:"budget_source,omitempty"`
+	History      []HistoryPoint `json:"history"` // the last 24 hours in 15-minute spans
+	Error        string         `json:"error,omitempty"`
 }
 
 // QueueStatus is the work queue by kind and state.
