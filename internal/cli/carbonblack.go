@@ -141,6 +141,7 @@ func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log 
 		Front: "carbonblack", Database: cfg.DatabaseURL, DBSetting: "database_url",
 		APIKey: cfg.VTAPIToken, VTURL: cfg.VTURL, Timeout: cfg.VTTimeout, UserAgent: "vtconnector/" + Version + " carbonblack",
 		Limits: engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth},
+		Learn:  learn(cfg.IsSet, "virustotal_requests_per_minute", "virustotal_requests_per_day", "virustotal_requests_per_month"),
 		Uploads: engine.UploadPolicy{MaxSize: min(cfg.MaxBinarySize, config.MaxUploadSize), FileTypes: cfg.UploadFileTypes,
 			UnsignedOnly: cfg.UploadUnsignedOnly},
 		Analysis: engine.AnalysisPolicy{MaxWait: cfg.AnalysisWait, FirstPoll: e.analysisPoll, MaxInterval: e.analysisPoll},

@@ -305,7 +305,7 @@ func TestCarbonBlackEndToEnd(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Fatalf("exit status %d after cancellation", code)
 	}
-	requests := w.vt.Stats().Requests
+	requests := w.vt.Stats().APIRequests()
 	if requests != len(md5s) {
 		t.Errorf("%d VirusTotal requests for %d binaries, want one each", requests, len(md5s))
 	}
@@ -321,7 +321,7 @@ func TestCarbonBlackEndToEnd(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Fatalf("exit status %d after the second cancellation", code)
 	}
-	if n := w.vt.Stats().Requests; n != requests {
+	if n := w.vt.Stats().APIRequests(); n != requests {
 		t.Errorf("the restart sent %d VirusTotal requests, want none", n-requests)
 	}
 	if n := len(w.cb.Feeds()); n != 1 {
@@ -440,12 +440,12 @@ func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
 	want := w.expected(t, md5s)
 
 	first := child(t, "carbonblack", "--config", w.confPth)
-	waitFor(t, 30*time.Second, "the first process to be half way", func() bool { return w.vt.Stats().Requests >= 20 })
+	waitFor(t, 30*time.Second, "the first process to be half way", func() bool { return w.vt.Stats().APIRequests() >= 20 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	killedAt := w.vt.Stats().Requests
+	killedAt := w.vt.Stats().APIRequests()
 	if killedAt >= len(md5s) {
 		t.Fatalf("all %d binaries were looked up before the kill; the test proves nothing", len(md5s))
 	}
@@ -494,7 +494,7 @@ func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
 	if finished != int64(len(md5s)) || qs.Open() != 0 {
 		t.Errorf("queue after the restart: %+v; want %d finished items and none open", qs.Counts, len(md5s))
 	}
-	if n := w.vt.Stats().Requests; n > len(md5s)+2 {
+	if n := w.vt.Stats().APIRequests(); n > len(md5s)+2 {
 		t.Errorf("%d VirusTotal requests for %d binaries: more than the 2 in flight at the kill were repeated", n, len(md5s))
 	}
 	if n := len(w.cb.Feeds()); n != 1 {
@@ -676,11 +676,11 @@ func TestCarbonBlackAdminCommands(t *testing.T) {
 		t.Errorf("requeue: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 	}
 	// The requeued binaries are looked at again by the next run.
-	before := w.vt.Stats().Requests
+	before := w.vt.Stats().APIRequests()
 	stop = w.start(t)
 	waitFor(t, 30*time.Second, "the requeued binaries processed", func() bool { return w.idle(t) })
 	stop()
-	if n := w.vt.Stats().Requests - before; n != 0 {
+	if n := w.vt.Stats().APIRequests() - before; n != 0 {
 		t.Logf("re-analysis answered from the cache (%d new requests)", n)
 	}
 }

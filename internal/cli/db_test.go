@@ -27,7 +27,7 @@ func TestLookupWithDBAsksOnlyForWhatIsMissing(t *testing.T) {
 	if len(got) != 5 || got[2].Error != "" || !strings.Contains(got[3].Error, "day quota") {
 		t.Fatalf("first run results: %+v", got)
 	}
-	if n := sim.Stats().Requests; n != 3 {
+	if n := sim.Stats().APIRequests(); n != 3 {
 		t.Fatalf("first run sent %d requests, want 3", n)
 	}
 
@@ -44,14 +44,14 @@ func TestLookupWithDBAsksOnlyForWhatIsMissing(t *testing.T) {
 			t.Errorf("second run result %d: cached=%v error=%q; want the first 3 cached", i, res.Cached, res.Error)
 		}
 	}
-	if n := sim.Stats().Requests; n != 5 {
+	if n := sim.Stats().APIRequests(); n != 5 {
 		t.Errorf("after the second run the simulator saw %d requests, want 5", n)
 	}
 
 	// A third run with the same budget asks nothing: all cached.
 	r = runCLI(t, sim, "", nil, append(append(base, "--daily", "5"), qs...)...)
-	if r.code != 0 || sim.Stats().Requests != 5 {
-		t.Errorf("third run: exit %d, %d requests; want 0 and no new request", r.code, sim.Stats().Requests)
+	if r.code != 0 || sim.Stats().APIRequests() != 5 {
+		t.Errorf("third run: exit %d, %d requests; want 0 and no new request", r.code, sim.Stats().APIRequests())
 	}
 
 	// The admin commands see the same database.

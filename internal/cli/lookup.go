@@ -190,6 +190,7 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 		Front: "lookup", Database: config.DSN(f.db), DBSetting: "--db",
 		APIKey: config.Secret(f.apiKey), VTURL: f.vtURL, Timeout: f.timeout, UserAgent: "vtconnector/" + Version,
 		Limits: lim, MaxAge: f.maxAge, Log: log,
+		Learn:    learn(cmd.Flags().Changed, "rate", "daily", "monthly"),
 		Analysis: engine.AnalysisPolicy{MaxWait: f.uploadWait, FirstPoll: poll, MaxInterval: max(poll, time.Minute)},
 	})
 	if err != nil {

@@ -237,7 +237,7 @@ func TestLookupBadInputAndUsage(t *testing.T) {
 		if strings.Contains(r.stderr+r.stdout, "bad-key-123") {
 			t.Errorf("the API key was printed")
 		}
-		if n := strict.Stats().Requests; n != 1 {
+		if n := strict.Stats().APIRequests(); n != 1 {
 			t.Errorf("%d requests sent with a rejected key, want 1", n)
 		}
 	})
@@ -293,7 +293,7 @@ func TestLookupQuotaExhaustedPrintsWhatItHas(t *testing.T) {
 		if !strings.Contains(r.stderr, "the VirusTotal day quota is used up until 2000-01-02T00:00:00Z") {
 			t.Errorf("stderr should say when the quota resets:\n%s", r.stderr)
 		}
-		if n := sim.Stats().Requests; n != 5 {
+		if n := sim.Stats().APIRequests(); n != 5 {
 			t.Errorf("simulator saw %d requests, want 5", n)
 		}
 	})

@@ -90,6 +90,7 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 		APIKey: cfg.VTToken, VTURL: cfg.VTURL, Timeout: cfg.VTTimeout,
 		UserAgent: "OpenCTI VirusTotal Connector " + cfg.ConnectorID + " (vtconnector)",
 		Limits:    engine.Limits{PerMinute: cfg.RequestsPerMinute, PerDay: cfg.RequestsPerDay, PerMonth: cfg.RequestsPerMonth},
+		Learn:     learn(cfg.IsSet, "VIRUSTOTAL_REQUESTS_PER_MINUTE", "VIRUSTOTAL_REQUESTS_PER_DAY", "VIRUSTOTAL_REQUESTS_PER_MONTH"),
 		Uploads:   engine.UploadPolicy{MaxSize: cfg.UploadMaxSize, FileTypes: cfg.UploadFileTypes, MaxTLP: &maxTLP},
 		Analysis:  engine.AnalysisPolicy{MaxWait: cfg.AnalysisWait, FirstPoll: e.analysisPoll, MaxInterval: e.analysisPoll},
 		Log:       log,

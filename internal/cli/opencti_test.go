@@ -209,13 +209,13 @@ func TestOpenCTITLPAndScopeAreEnforced(t *testing.T) {
 	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_MAX_TLP": "TLP:GREEN"})
 	stop, _ := w.start(t)
 	defer stop()
-	before := w.vt.Stats().Requests
+	before := w.vt.Stats().APIRequests()
 	red := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "192.0.2.99", Markings: []string{"TLP:RED"}})
 	st := w.enrich(t, red)
 	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "TLP") {
 		t.Errorf("TLP:RED over a TLP:GREEN maximum: work %+v; want a TLP error", st)
 	}
-	if n := w.vt.Stats().Requests - before; n != 0 {
+	if n := w.vt.Stats().APIRequests() - before; n != 0 {
 		t.Errorf("%d VirusTotal requests for a blocked entity, want 0", n)
 	}
 }

@@ -71,10 +71,18 @@ func newSimulateVTCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cfg.FaultRate < 0 || cfg.FaultRate > 1 {
-				return usagef("--fault-rate %v: want a fraction between 0 and 1", cfg.FaultRate)
+			for _, r := range []struct {
+				flag string
+				v    float64
+			}{{"--fault-rate", cfg.FaultRate}, {"--bare-429-rate", cfg.Bare429Rate}, {"--malformed-rate", cfg.MalformedRate}, {"--slow-rate", cfg.SlowRate}} {
+				if r.v < 0 || r.v > 1 {
+					return usagef("%s %v: want a fraction between 0 and 1", r.flag, r.v)
+				}
 			}
-			if cfg.QuotaPerMinute < 0 || cfg.QuotaPerDay < 0 {
+			if sum := cfg.FaultRate + cfg.Bare429Rate + cfg.MalformedRate + cfg.SlowRate; sum > 1 {
+				return usagef("the fault rates add up to %v: want at most 1", sum)
+			}
+			if cfg.QuotaPerMinute < 0 || cfg.QuotaPerDay < 0 || cfg.QuotaPerMonth < 0 {
 				return usagef("quotas must not be negative")
 			}
 			cfg.Keys, cfg.PrivateKeys = keys, privateKeys
@@ -86,7 +94,12 @@ func newSimulateVTCmd(e *env) *cobra.Command {
 	fl.IntVar(&cfg.QuotaPerMinute, "quota-per-minute", 0, "requests per minute per key before 429 (0 = unlimited)")
 	fl.IntVar(&cfg.QuotaPerDay, "quota-per-day", 0, "requests per UTC day per key before 429 (0 = unlimited)")
 	fl.DurationVar(&cfg.Latency, "latency", 0, "delay added to every answer")
+	fl.IntVar(&cfg.QuotaPerMonth, "quota-per-month", 0, "requests per UTC month per key before 429 (0 = unlimited)")
 	fl.Float64Var(&cfg.FaultRate, "fault-rate", 0, "fraction of requests answered 503 TransientError")
+	fl.Float64Var(&cfg.Bare429Rate, "bare-429-rate", 0, "fraction of requests answered 429 with an empty body, counted as another tool's use of the key")
+	fl.Float64Var(&cfg.MalformedRate, "malformed-rate", 0, "fraction of requests answered 200 with a truncated or non-JSON body")
+	fl.Float64Var(&cfg.SlowRate, "slow-rate", 0, "fraction of requests answered --slow-delay late")
+	fl.DurationVar(&cfg.SlowDelay, "slow-delay", 0, "delay of a slow answer (default 5s)")
 	fl.DurationVar(&cfg.AnalysisDelay, "analysis-delay", 0, "time an upload's analysis takes (default 2s)")
 	fl.StringSliceVar(&keys, "key", nil, "accepted API keys (default: any non-empty key)")
 	fl.StringSliceVar(&privateKeys, "private-keys", nil, "API keys licensed for Private Scanning (/private/...; default: every key)")

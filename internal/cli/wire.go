@@ -25,9 +25,12 @@ type engineSpec struct {
 	Timeout   time.Duration
 	UserAgent string
 	Limits    engine.Limits
-	MaxAge    time.Duration
-	Uploads   engine.UploadPolicy
-	Analysis  engine.AnalysisPolicy
+	// Learn names the budgets the configuration left unset: they are
+	// taken from VirusTotal's figures for the key.
+	Learn    engine.Learn
+	MaxAge   time.Duration
+	Uploads  engine.UploadPolicy
+	Analysis engine.AnalysisPolicy
 	// Recent, when set, lists the front's recent verdicts for the status page.
 	Recent func(st *store.Store) func(ctx context.Context, n int) ([]obs.Verdict, error)
 	Log    *slog.Logger
@@ -80,9 +83,10 @@ func buildEngine(ctx context.Context, e *env, s engineSpec) (*engineParts, error
 		src.Quota = func(_ context.Context, now time.Time) (engine.Usage, error) { return ml.Usage(now), nil }
 	}
 	p.Sched = engine.NewScheduler(ledger, s.Limits, s.Timeout, s.Log)
-	src.Waiting = p.Sched.Waiting
+	src.Waiting, src.Budget = p.Sched.Waiting, p.Sched.Budget
 	p.Obs = obs.New(src, s.Log)
 	p.Engine = engine.New(client, cache, p.Sched, engine.Options{MaxAge: s.MaxAge, Log: s.Log, Events: p.Obs, Submit: client,
+		Quotas: client, Learn: s.Learn,
 		Uploads: s.Uploads, Analysis: s.Analysis})
 	p.Close = func() {
 		p.Sched.Close()
@@ -91,4 +95,19 @@ func buildEngine(ctx context.Context, e *env, s engineSpec) (*engineParts, error
 		}
 	}
 	return p, nil
+}
+
+// learn is the set of budgets to learn from VirusTotal: those whose
+// setting (per minute, per day, per month) was not given.
+func learn(given func(string) bool, minute, day, month string) engine.Learn {
+	var l engine.Learn
+	for _, b := range []struct {
+		key string
+		bit engine.Learn
+	}{{minute, engine.LearnPerMinute}, {day, engine.LearnPerDay}, {month, engine.LearnPerMonth}} {
+		if !given(b.key) {
+			l |= b.bit
+		}
+	}
+	return l
 }

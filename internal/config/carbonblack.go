@@ -615,3 +615,6 @@ func debugText(b bool) string {
 	}
 	return "0"
 }
+
+// IsSet reports whether the INI key was given in the file (not defaulted).
+func (c *CarbonBlack) IsSet(key string) bool { return isSet(c.origins, key) }

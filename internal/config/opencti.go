@@ -794,3 +794,7 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 	)
 	return fs
 }
+
+// IsSet reports whether the environment variable (or its config.yml key)
+// was given (not defaulted).
+func (c *OpenCTI) IsSet(env string) bool { return isSet(c.origins, env) }

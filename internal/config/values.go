@@ -578,3 +578,9 @@ func dsnField[T any](o Option, p func(*T) *DSN) field[T] {
 		get: func(c *T) string { return p(c).String() },
 	}
 }
+
+// isSet reports whether key was given (not defaulted) in origins.
+func isSet(origins map[string]string, key string) bool {
+	o, ok := origins[key]
+	return ok && o != "default"
+}

@@ -3,9 +3,13 @@
 // It owns the lookup policy: answer from the cache when the result is
 // fresh enough, join concurrent requests for the same object into one
 // API call, and send every API call through the quota Scheduler so that a
-// key's budget is never exceeded and never wasted. A 429 pauses every
-// caller and the call is retried: work waits for quota, it never fails
-// because of it (unless the caller set a maximum wait).
+// key's budget is never exceeded and never wasted. Budgets the
+// configuration leaves unset are learned from VirusTotal (Options.Quotas,
+// Options.Learn). A 429 that the budget did not foresee lowers the
+// per-minute rate for a while; only a day or month that VirusTotal says is
+// spent pauses work until it resets. The call is retried: work waits for
+// quota, it never fails because of it (unless the caller set a maximum
+// wait).
 //
 // The cache and the quota ledger are interfaces; the in-memory versions
 // live here, the durable ones in internal/store. The engine does no I/O
@@ -84,6 +88,17 @@ type Options struct {
 	// an upload's deadline is a minute plus its size at this rate
 	// (default 128 KiB/s).
 	UploadMinRate int64
+	// Quotas, when set, reads the key's allowances and use from
+	// VirusTotal before the first request, then hourly, and after a 429
+	// that the budget did not foresee (at most once a minute). These reads
+	// are exempt from the scheduler (see QuotaReadEvery). VirusTotal's
+	// count of the day's and month's use is taken into the ledger when it
+	// is higher, and a day or month it says is spent pauses every request
+	// until it resets. A failing read is logged once; the budget stays.
+	Quotas QuotaReader
+	// Learn names the budgets the configuration left unset: they are
+	// taken from what Quotas reports (the tighter of user and group).
+	Learn Learn
 }
 
 // Events is what the engine reports as it works.
@@ -115,6 +130,8 @@ type Engine struct {
 	opt   Options
 	log   *slog.Logger
 	sf    singleflight.Group
+	// quotas reads VirusTotal's quota figures; nil without Options.Quotas.
+	quotas *quotaWatch
 
 	calls, hits, shared, quota429, failures atomic.Int64
 }
@@ -136,7 +153,8 @@ func New(api API, cache Cache, sched *Scheduler, opt Options) *Engine {
 	if opt.Events == nil {
 		opt.Events = nopEvents{}
 	}
-	e := &Engine{api: api, cache: cache, sched: sched, opt: opt, log: opt.Log, sub: opt.Submit}
+	e := &Engine{api: api, cache: cache, sched: sched, opt: opt, log: opt.Log, sub: opt.Submit,
+		quotas: newQuotaWatch(opt.Quotas, opt.Learn, sched, opt.Log)}
 	if e.sub == nil {
 		e.sub, _ = api.(SubmitAPI)
 	}
@@ -177,13 +195,14 @@ type CallOptions struct {
 }
 
 // Do runs one VirusTotal request within the quota: it waits for a slot,
-// runs fn, and on a 429 pauses every caller and runs fn again when the
-// quota can have refilled. Transient errors are retried with backoff.
-// Errors that retrying cannot fix are returned as they are.
+// runs fn, and on a 429 runs fn again when the quota can have refilled
+// (see after429). Transient errors are retried with backoff. Errors that
+// retrying cannot fix are returned as they are.
 func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Context) error) error {
 	backoff := 2 * time.Second
 	transient := 0
 	for {
+		e.quotas.maybeRead(ctx, false)
 		slot, err := e.sched.Acquire(ctx, co.Priority, co.MaxWait)
 		if err != nil {
 			return err
@@ -199,13 +218,11 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 		var qe *vt.QuotaError
 		switch {
 		case err == nil || errors.Is(err, vt.ErrNotFound):
-			e.sched.Succeeded()
 			slot.Done()
 			return err
 		case errors.As(err, &qe):
 			e.quota429.Add(1)
-			e.sched.Cooldown(sentAt, qe.RetryAfter)
-			slot.Done()
+			e.after429(ctx, qe, slot)
 			continue
 		}
 		slot.Done()

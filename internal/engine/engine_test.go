@@ -228,67 +228,6 @@ func TestMaxWaitReportsExhaustedQuota(t *testing.T) {
 	})
 }
 
-func TestQuota429PausesEveryoneAndRetries(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		var refused []time.Time
-		start := time.Now()
-		api := &stubAPI{delay: time.Second} // so that the 20 are in flight together
-		// The real key allows less than configured: VirusTotal answers
-		// 429 to everything in the first 90 seconds.
-		api.fn = func(kind vt.Kind, id string, _ int) (*vt.Object, error) {
-			if time.Since(start) < 90*time.Second {
-				mu.Lock()
-				refused = append(refused, time.Now())
-				mu.Unlock()
-				return nil, &vt.QuotaError{APIError: vt.APIError{Status: 429, Code: "QuotaExceededError"}}
-			}
-			return object(kind, id), nil
-		}
-		e := newEngine(api, Limits{PerMinute: 100})
-		ids := make([]string, 20)
-		for i := range ids {
-			ids[i] = hash(i)
-		}
-		for i, err := range lookupAll(t, e, ids, Interactive) {
-			if err != nil {
-				t.Fatalf("lookup %d lost: %v", i, err)
-			}
-		}
-		// All 20 went out together and were refused; the pause of one
-		// minute let one probe through (refused again); after the second
-		// pause (2 min) a probe succeeds and releases the others.
-		if len(refused) != 21 {
-			t.Errorf("%d refused calls, want 21: the burst of 20, then a single probe after the pause", len(refused))
-		}
-		// Answers arrive after 1 s: the pause runs from 1 s to 61 s.
-		if got := refused[len(refused)-1].Sub(start); got != 62*time.Second { // answered 1 s after it was sent at 61 s
-			t.Errorf("probe answered at %s, want 1m2s", got)
-		}
-		calls := api.times()
-		for _, at := range calls {
-			d := at.Sub(start)
-			if d > time.Second && d < 60*time.Second {
-				t.Errorf("call at %s, during the first cool-down", d)
-			}
-		}
-		if c := e.Counters(); c.Quota429 != int64(len(refused)) || c.Failures != 0 {
-			t.Errorf("counters %+v, want %d 429s and no failures", c, len(refused))
-		}
-		if got := len(calls) - len(refused); got != 20 {
-			t.Errorf("successful calls = %d, want 20", got)
-		}
-		if first := calls[len(refused)].Sub(start); first != 182*time.Second {
-			t.Errorf("first success sent at %s, want 3m2s (pauses of 1 and 2 minutes)", first)
-		}
-		for _, at := range calls[len(refused)+1:] {
-			if at.Sub(start) != 183*time.Second {
-				t.Errorf("call at %s: the others should go as soon as the probe succeeded (3m3s)", at.Sub(start))
-			}
-		}
-	})
-}
-
 func TestRetryAfterIsHonoured(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := &stubAPI{}

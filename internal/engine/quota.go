@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -66,6 +67,14 @@ type Ledger interface {
 	Pause(ctx context.Context, until time.Time) error
 }
 
+// UsageSeeder is a Ledger that can take VirusTotal's count of the key's
+// use: SeedUsage raises the day and month counters at now to dayUsed and
+// monthUsed when they are lower (another client used the key), and never
+// lowers them.
+type UsageSeeder interface {
+	SeedUsage(ctx context.Context, now time.Time, dayUsed, monthUsed int64) error
+}
+
 // NextDay is the start of the UTC day after t; VirusTotal's daily quota
 // resets then.
 func NextDay(t time.Time) time.Time {
@@ -106,14 +115,7 @@ func (l *MemLedger) Take(_ context.Context, now time.Time, lim Limits, hold time
 	if now.Before(l.pauseUntil) {
 		return Grant{RetryAt: l.pauseUntil, Window: WindowCooldown}, nil
 	}
-	day := NextDay(now).AddDate(0, 0, -1)
-	if !day.Equal(l.day) {
-		l.day, l.dayUsed = day, 0
-	}
-	month := NextMonth(now).AddDate(0, -1, 0)
-	if !month.Equal(l.month) {
-		l.month, l.monthUsed = month, 0
-	}
+	l.roll(now)
 	if lim.PerMonth > 0 && l.monthUsed >= lim.PerMonth {
 		return Grant{RetryAt: NextMonth(now), Window: WindowMonth}, nil
 	}
@@ -145,6 +147,28 @@ func (l *MemLedger) Take(_ context.Context, now time.Time, lim Limits, hold time
 	l.dayUsed++
 	l.monthUsed++
 	return Grant{OK: true, Ticket: l.next}, nil
+}
+
+// roll starts a new day and month at now. l.mu must be held.
+func (l *MemLedger) roll(now time.Time) {
+	day := NextDay(now).AddDate(0, 0, -1)
+	if !day.Equal(l.day) {
+		l.day, l.dayUsed = day, 0
+	}
+	month := NextMonth(now).AddDate(0, -1, 0)
+	if !month.Equal(l.month) {
+		l.month, l.monthUsed = month, 0
+	}
+}
+
+// SeedUsage implements UsageSeeder.
+func (l *MemLedger) SeedUsage(_ context.Context, now time.Time, dayUsed, monthUsed int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(now)
+	l.dayUsed = max(l.dayUsed, int(min(dayUsed, math.MaxInt32)))
+	l.monthUsed = max(l.monthUsed, int(min(monthUsed, math.MaxInt32)))
+	return nil
 }
 
 // resize keeps the busiest slots when the budget shrinks, so that a

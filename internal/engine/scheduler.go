@@ -41,25 +41,45 @@ func (e *QuotaExhaustedError) Error() string {
 // two FIFO queues; when the ledger grants a slot it goes to the oldest
 // interactive waiter, else to the oldest backlog waiter. No waiter fails
 // because of quota unless it set a maximum wait.
+//
+// The budget in force is the configured one, where the configuration set
+// it, and otherwise what VirusTotal reported (SetReported). After a 429
+// that the budget did not foresee (another client shares the key) the
+// per-minute rate in use is lowered (Refused) and raised back after clean
+// windows; only a day or month that VirusTotal says is spent pauses work
+// for long (PauseUntil).
 type Scheduler struct {
 	ledger Ledger
-	lim    Limits
+	conf   Limits
 	hold   time.Duration
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	queues   [2][]*waiter
-	pumping  bool
-	again    bool
-	timer    *time.Timer
-	timerAt  time.Time
-	strikes  int       // consecutive 429s
-	pauseEnd time.Time // end of the current 429 pause
-	// After a 429, one request at a time probes the quota until one
-	// succeeds, so a pause's end does not release every waiter into
-	// another wall of 429s.
-	probing   bool
-	probeSlot int64 // ticket of the probe in flight, 0 if none
+	mu      sync.Mutex
+	queues  [2][]*waiter
+	pumping bool
+	again   bool
+	timer   *time.Timer
+	timerAt time.Time
+
+	lim      Limits    // in force: conf, with learned windows replaced
+	learned  Learn     // the windows of lim taken from VirusTotal
+	reported Limits    // VirusTotal's allowances at the last read
+	readAt   time.Time // the last read of VirusTotal's allowances
+
+	// pauseEnd and pauseWindow name the current pause, so that a waiter
+	// refused by it learns which budget is spent.
+	pauseEnd    time.Time
+	pauseWindow string
+
+	// The per-minute rate in use while a shared key answers 429s: 0 means
+	// lim.PerMinute. ceiling is what it climbs back to when lim.PerMinute
+	// is unlimited: the rate observed at the first cut.
+	rate, ceiling               int
+	lastCut, last429, lastRaise time.Time
+	// cleanSince is the first grant after the last 429 (zero: none yet).
+	cleanSince time.Time
+	// Per second over the last minute: grants, answers and 429s.
+	sent, answered, refusals sentCounter
 }
 
 type waiter struct {
@@ -82,11 +102,17 @@ func NewScheduler(ledger Ledger, lim Limits, hold time.Duration, log *slog.Logge
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{ledger: ledger, lim: lim, hold: hold, log: log}
+	return &Scheduler{ledger: ledger, conf: lim, lim: lim, hold: hold, log: log}
 }
 
-// Limits returns the budget the scheduler enforces.
-func (s *Scheduler) Limits() Limits { return s.lim }
+// Limits returns the budget in force: configured, or learned from
+// VirusTotal where the configuration left it unset. The per-minute rate
+// actually used may be lower for a while after 429s (see Budget).
+func (s *Scheduler) Limits() Limits {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lim
+}
 
 // Slot is one granted request. Done must be called once the answer has
 // arrived (or the request was abandoned).
@@ -97,18 +123,17 @@ type Slot struct {
 }
 
 // Done settles the slot at the current time. Callers report a 429 with
-// Cooldown or a success with Succeeded before calling Done.
+// Cooldown (or Refused, PauseUntil) before calling Done.
 func (sl *Slot) Done() {
 	sl.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := sl.s.ledger.Settle(ctx, sl.ticket, time.Now()); err != nil {
+		now := time.Now()
+		if err := sl.s.ledger.Settle(ctx, sl.ticket, now); err != nil {
 			sl.s.log.Warn("quota settle failed", "error", err)
 		}
 		sl.s.mu.Lock()
-		if sl.s.probeSlot == sl.ticket {
-			sl.s.probeSlot = 0
-		}
+		sl.s.answered.add(now)
 		sl.s.mu.Unlock()
 		sl.s.pump()
 	})
@@ -182,12 +207,19 @@ func (s *Scheduler) pump() {
 	for {
 		s.again = false
 		w, p := s.head()
-		if w == nil || s.probing && s.probeSlot != 0 {
-			break // nobody waits, or a probe is out: its Done pumps again
+		if w == nil {
+			break
+		}
+		now := time.Now()
+		lim := s.limitsLocked(now)
+		if s.rate > 0 && s.sent.inLast(now) >= s.rate {
+			// A lowered rate also holds against what this process sent
+			// before the cut, which an unlimited ledger did not count.
+			s.armLocked(s.sent.nextBelow(now, s.rate), now)
+			break
 		}
 		s.mu.Unlock()
-		now := time.Now()
-		g, err := s.ledger.Take(context.Background(), now, s.lim, s.hold)
+		g, err := s.ledger.Take(context.Background(), now, lim, s.hold)
 		s.mu.Lock()
 		if err != nil {
 			s.log.Error("quota ledger unavailable; requests wait", "error", err)
@@ -202,13 +234,17 @@ func (s *Scheduler) pump() {
 			}
 			w.done = true
 			s.queues[p] = s.queues[p][1:]
-			if s.probing {
-				s.probeSlot = g.Ticket
+			s.sent.add(now)
+			if s.cleanSince.IsZero() {
+				s.cleanSince = now
 			}
 			w.ready <- grantResult{ticket: g.Ticket}
 			continue
 		}
 		// No room. Fail the waiters that would wait longer than they allow.
+		if g.Window == WindowCooldown && s.pauseWindow != "" && g.RetryAt.Sub(s.pauseEnd).Abs() < time.Second {
+			g.Window = s.pauseWindow // the day or month VirusTotal says is spent
+		}
 		failed := false
 		for q := range s.queues {
 			kept := s.queues[q][:0]
@@ -251,47 +287,6 @@ func (s *Scheduler) Waiting() (interactive, backlog int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.queues[Interactive]), len(s.queues[Backlog])
-}
-
-// Cooldown is called after VirusTotal answered 429 to a request sent at
-// sentAt although the ledger had room: the real quota is smaller than
-// configured, or the day's or month's is spent. Every caller pauses:
-// retryAfter when the server named one, else one minute, doubling with
-// each new 429 up to an hour. Requests that were already in flight when a
-// pause began do not escalate it. It returns the end of the pause.
-func (s *Scheduler) Cooldown(sentAt time.Time, retryAfter time.Duration) time.Time {
-	s.mu.Lock()
-	if !sentAt.Before(s.pauseEnd) || s.strikes == 0 {
-		s.strikes++
-	}
-	strikes := s.strikes
-	s.probing = true
-	d := min(MinuteWindow<<min(strikes-1, 6), time.Hour)
-	if retryAfter > 0 {
-		d = retryAfter
-	}
-	until := time.Now().Add(d)
-	if until.After(s.pauseEnd) {
-		s.pauseEnd = until
-	}
-	until = s.pauseEnd
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.ledger.Pause(ctx, until); err != nil {
-		s.log.Warn("quota pause not recorded", "error", err)
-	}
-	s.log.Warn("VirusTotal answered 429: pausing all requests", "until", until.UTC().Format(time.RFC3339), "consecutive", strikes)
-	s.pump()
-	return until
-}
-
-// Succeeded resets the 429 escalation and ends probing.
-func (s *Scheduler) Succeeded() {
-	s.mu.Lock()
-	s.strikes = 0
-	s.probing = false
-	s.mu.Unlock()
 }
 
 // Close stops the wake-up timer and fails every waiter.

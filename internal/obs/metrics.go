@@ -163,7 +163,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		u, ok := o.quota(ctx, now)
 		gauge(d.sourceUp, b2f(ok), sourceQuota)
 		if ok {
-			for _, w := range windows(u, o.src.Limits) {
+			for _, w := range windows(u, o.limits()) {
 				gauge(d.quotaUsed, float64(w.Used), w.Window)
 				if w.Limit > 0 {
 					gauge(d.quotaLimit, float64(w.Limit), w.Window)
@@ -250,6 +250,14 @@ type Window struct {
 	Limit     int    `json:"limit"`     // 0: unlimited
 	Remaining int    `json:"remaining"` // 0 when unlimited or used up
 	Percent   int    `json:"percent"`   // Used of Limit, 0–100; 0 when unlimited
+}
+
+// limits is the budget in force: the Budget source's when set.
+func (o *Observer) limits() engine.Limits {
+	if o.src.Budget != nil {
+		return o.src.Budget().Limits
+	}
+	return o.src.Limits
 }
 
 func windows(u engine.Usage, lim engine.Limits) []Window {

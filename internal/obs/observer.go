@@ -29,6 +29,9 @@ type Sources struct {
 	Engine interface{ Counters() engine.Counters }
 	// Limits is the key's budget. A zero window is unlimited.
 	Limits engine.Limits
+	// Budget, when set, reports the budget in force and where it came
+	// from (engine.Scheduler.Budget); its Limits then replace Limits.
+	Budget func() engine.Budget
 	// Quota reports the ledger's use at now: store.QuotaUsage bound to the
 	// key id, or a MemLedger's Usage.
 	Quota func(ctx context.Context, now time.Time) (engine.Usage, error)

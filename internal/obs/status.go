@@ -48,10 +48,13 @@ type Status struct {
 
 // QuotaStatus is the quota use against the budget.
 type QuotaStatus struct {
-	Windows     []Window       `json:"windows"`
-	PausedUntil time.Time      `json:"paused_until,omitzero"` // set while cooling down after a 429
-	History     []HistoryPoint `json:"history"`               // the last 24 hours in 15-minute spans
-	Error       string         `json:"error,omitempty"`
+	Windows     []Window  `json:"windows"`
+	PausedUntil time.Time `json:"paused_until,omitzero"` // set while cooling down after a 429
+	// BudgetSource says whether the budget is configured or learned from
+	// VirusTotal, and when (engine.Budget.Source); empty without a Budget source.
+	BudgetSource string         `json:"budget_source,omitempty"`
+	History      []HistoryPoint `json:"history"` // the last 24 hours in 15-minute spans
+	Error        string         `json:"error,omitempty"`
 }
 
 // QueueStatus is the work queue by kind and state.
@@ -114,8 +117,13 @@ func (o *Observer) Status(ctx context.Context) Status {
 
 	if o.src.Quota != nil {
 		q := &QuotaStatus{}
+		lim := o.src.Limits
+		if o.src.Budget != nil {
+			b := o.src.Budget()
+			lim, q.BudgetSource = b.Limits, b.Source()
+		}
 		if u, ok := o.quota(ctx, now); ok {
-			q.Windows = windows(u, o.src.Limits)
+			q.Windows = windows(u, lim)
 			if u.PausedUntil.After(now) {
 				q.PausedUntil = u.PausedUntil.UTC()
 			}
@@ -123,7 +131,7 @@ func (o *Observer) Status(ctx context.Context) Status {
 			q.Error = unavailable
 		}
 		q.History = bucketize(o.samples(now), now)
-		st.charts = charts(q.History, o.src.Limits, now)
+		st.charts = charts(q.History, lim, now)
 		st.Quota = q
 	}
 

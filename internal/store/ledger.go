@@ -234,3 +234,39 @@ func (s *Store) QuotaUsage(ctx context.Context, keyID string, now time.Time) (en
 	u.PausedUntil = goTime(paused)
 	return u, nil
 }
+
+// ledgerSeedSQL raises a period's counter to VirusTotal's count: reset to
+// it when the stored period is older, raised to it when lower, never
+// lowered, and left alone when the stored period is newer.
+const ledgerSeedSQL = `INSERT INTO quota_counters (key_id, period, start, used) VALUES ($1, $2, $3, $4)
+ON CONFLICT (key_id, period) DO UPDATE SET
+	used = CASE WHEN quota_counters.start = excluded.start AND quota_counters.used >= excluded.used
+		THEN quota_counters.used ELSE excluded.used END,
+	start = excluded.start
+WHERE quota_counters.start <= excluded.start`
+
+// SeedUsage implements engine.UsageSeeder: every process sharing the key
+// sees the use that VirusTotal counted (another client's included).
+func (l *ledger) SeedUsage(ctx context.Context, now time.Time, dayUsed, monthUsed int64) error {
+	day := engine.NextDay(now).AddDate(0, 0, -1)
+	month := engine.NextMonth(now).AddDate(0, -1, 0)
+	err := l.s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, p := range []struct {
+			period string
+			start  time.Time
+			used   int64
+		}{{engine.WindowDay, day, dayUsed}, {engine.WindowMonth, month, monthUsed}} {
+			if p.used <= 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, ledgerSeedSQL, l.key, p.period, dbTime(p.start), p.used); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: seed quota usage: %w", err)
+	}
+	return nil
+}

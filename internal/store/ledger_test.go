@@ -162,3 +162,60 @@ func TestLedgerSharedByConcurrentStores(t *testing.T) {
 		}
 	})
 }
+
+// VirusTotal's count of the key's use raises the shared counters like
+// MemLedger's, never lowers them, and a new period starts from it.
+func TestLedgerSeedUsage(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		s := openStore(t, dsn)
+		mem, db := engine.NewMemLedger(), s.Ledger("fp-seed")
+		lim := engine.Limits{PerDay: 10, PerMonth: 100}
+		now := time.Date(2026, 1, 31, 23, 58, 0, 0, time.UTC)
+		for _, l := range []engine.Ledger{mem, db} {
+			for range 2 {
+				if g, err := l.Take(ctx, now, lim, 0); err != nil || !g.OK {
+					t.Fatalf("take: %+v %v", g, err)
+				}
+			}
+		}
+		steps := []struct {
+			at         time.Time
+			day, month int64
+			want       engine.Usage
+		}{
+			{now, 7, 50, engine.Usage{DayUsed: 7, MonthUsed: 50}},
+			{now, 3, 20, engine.Usage{DayUsed: 7, MonthUsed: 50}}, // never lowered
+			{now.Add(5 * time.Minute), 4, 4, engine.Usage{DayUsed: 4, MonthUsed: 4}},
+			{now.Add(6 * time.Minute), 0, 0, engine.Usage{DayUsed: 4, MonthUsed: 4}},
+		}
+		for i, st := range steps {
+			for name, l := range map[string]engine.Ledger{"mem": mem, "db": db} {
+				if err := l.(engine.UsageSeeder).SeedUsage(ctx, st.at, st.day, st.month); err != nil {
+					t.Fatalf("step %d %s: %v", i, name, err)
+				}
+			}
+			got, err := s.QuotaUsage(ctx, "fp-seed", st.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(st.want, got); diff != "" {
+				t.Errorf("step %d: db usage (-want +got):\n%s", i, diff)
+			}
+			if diff := cmp.Diff(st.want, mem.Usage(st.at)); diff != "" {
+				t.Errorf("step %d: mem usage (-want +got):\n%s", i, diff)
+			}
+		}
+		// The seeded use counts against the budget: 4 used, 6 left today.
+		granted := 0
+		for range 10 {
+			if g, _ := db.Take(ctx, now.Add(7*time.Minute), lim, 0); g.OK {
+				granted++
+			}
+		}
+		if granted != 6 {
+			t.Errorf("%d granted after seeding 4 of 10, want 6", granted)
+		}
+	})
+}

@@ -24,12 +24,25 @@ type Config struct {
 	// QuotaPerDay is the number of requests each API key may make per UTC
 	// calendar day; 0 means unlimited.
 	QuotaPerDay int
+	// QuotaPerMonth is the number of requests each API key may make per UTC
+	// calendar month; 0 means unlimited.
+	QuotaPerMonth int
 	// Latency is added before every answer. A request whose context ends
 	// while waiting gets no answer.
 	Latency time.Duration
 	// FaultRate is the fraction in [0,1] of authenticated requests answered
 	// 503 TransientError, drawn from a sequence determined by Seed.
 	FaultRate float64
+	// Bare429Rate is the fraction of authenticated requests answered 429
+	// with an empty body and no Retry-After, as when another tool shares
+	// the key: the request counts in the key's use as that other tool's.
+	Bare429Rate float64
+	// MalformedRate is the fraction answered 200 with a truncated or
+	// non-JSON body (the request is charged).
+	MalformedRate float64
+	// SlowRate is the fraction answered SlowDelay late (default 5 s).
+	SlowRate  float64
+	SlowDelay time.Duration
 	// AnalysisDelay is how long an upload, rescan or URL submission takes to
 	// go queued -> in-progress -> completed. Zero means 2 s; a negative value
 	// means analyses complete immediately.
@@ -63,6 +76,8 @@ type Stats struct {
 	QuotaExceeded int
 	// Faults counts injected 503 TransientError answers.
 	Faults int
+	// Bare429, Malformed and Slow count the other injected faults.
+	Bare429, Malformed, Slow int
 	// Canceled counts requests whose context ended during Latency.
 	Canceled int
 	// ByKey counts authenticated requests per API key (uploads to an upload
@@ -248,6 +263,7 @@ func (s *Server) buildRoutes() []route {
 		{http.MethodGet, "private/analyses/{id}/item", s.privateOnly(s.handlePrivateAnalysisItem)},
 		{http.MethodPost, "private/urls", s.privateOnly(s.handlePrivateSubmitURL)},
 		{http.MethodGet, "private/urls/{id}", s.privateOnly(s.handleGetPrivateURL)},
+		{http.MethodGet, overallQuotasPattern, s.handleOverallQuotas},
 	}
 	routes := make([]route, 0, len(table))
 	for _, t := range table {
@@ -382,8 +398,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // ServeHTTP answers one request, in this order: Config.Latency (counted at
 // receipt), x-apikey authentication (401), routing (404/405, not charged to
-// quota), fault injection (503, not charged), quota (429, not charged), then
-// the endpoint. Every body is JSON except downloaded file bytes.
+// quota), fault injection (503 not charged, bare 429 charged as another
+// tool's request), quota (429, not charged), then the endpoint, slowed or
+// its answer mangled by the other faults. Quota reads are never faulted
+// nor charged. Every body is JSON except downloaded file bytes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := &request{received: time.Now(), base: baseURL(r)}
 	m := s.match(r.Method, r.URL.EscapedPath())
@@ -430,10 +448,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, m match, rq *r
 		notRouted(w, r, m)
 		return
 	}
-	if !s.admit(w, key, rq.received) {
-		return
-	}
-	m.route.handle(w, r, rq)
+	s.serveAdmitted(w, r, m.route, rq)
 }
 
 func notRouted(w http.ResponseWriter, r *http.Request, m match) {
@@ -459,70 +474,6 @@ func (s *Server) wait(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// admit injects faults and enforces quota for an authenticated request; it
-// writes the rejection and reports false when the request must stop.
-func (s *Server) admit(w http.ResponseWriter, key string, received time.Time) bool {
-	s.mu.Lock()
-	fault := s.cfg.FaultRate > 0 && s.faults.Float64() < s.cfg.FaultRate
-	allowed := fault || s.takeQuota(key, received)
-	s.mu.Unlock()
-	switch {
-	case fault:
-		s.count(func(st *Stats) { st.Faults++ })
-		writeError(w, http.StatusServiceUnavailable, "TransientError", "Transient error, please retry")
-		return false
-	case !allowed:
-		s.count(func(st *Stats) { st.QuotaExceeded++ })
-		writeError(w, http.StatusTooManyRequests, "QuotaExceededError", "Quota exceeded")
-		return false
-	}
-	return true
-}
-
-// keyQuota is the usage of one API key.
-type keyQuota struct {
-	minute []time.Time // receipt times of accepted requests in the last 60 s
-	day    string      // UTC day of dayCount
-	count  int
-}
-
-// takeQuota records a request received at t for key if the key has quota
-// left; rejected requests are not recorded. s.mu must be held.
-func (s *Server) takeQuota(key string, t time.Time) bool {
-	if s.cfg.QuotaPerMinute <= 0 && s.cfg.QuotaPerDay <= 0 {
-		return true
-	}
-	q := s.quotas[key]
-	if q == nil {
-		q = &keyQuota{}
-		s.quotas[key] = q
-	}
-	if s.cfg.QuotaPerMinute > 0 {
-		kept := q.minute[:0]
-		for _, at := range q.minute {
-			if t.Sub(at) < time.Minute {
-				kept = append(kept, at)
-			}
-		}
-		q.minute = kept
-		if len(q.minute) >= s.cfg.QuotaPerMinute {
-			return false
-		}
-	}
-	day := t.UTC().Format(time.DateOnly)
-	if q.day != day {
-		q.day, q.count = day, 0
-	}
-	if s.cfg.QuotaPerDay > 0 && q.count >= s.cfg.QuotaPerDay {
-		return false
-	}
-	if s.cfg.QuotaPerMinute > 0 {
-		q.minute = append(q.minute, t)
-	}
-	q.count++
-	return true
 }
 
 // nextSeq returns a fresh sequence number. s.mu must be held.
