@@ -243,7 +243,9 @@ func closeConnectorConnections(t *testing.T) int {
 
 func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
 	// The day's budget allows 3 lookups: later requests wait, unacknowledged.
-	w := newOctiWorld(t, fakevt.Config{Seed: 6, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_REQUESTS_PER_DAY": "3", "VIRUSTOTAL_FILE_IMPORT_YARA": "false"})
+	statusAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	w := newOctiWorld(t, fakevt.Config{Seed: 6, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_REQUESTS_PER_DAY": "3",
+		"VIRUSTOTAL_FILE_IMPORT_YARA": "false", "VTCONNECTOR_HTTP_ADDR": statusAddr})
 	stop, _ := w.start(t)
 	var works []string
 	for i := range 5 {
@@ -263,10 +265,17 @@ func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 20*time.Second, "3 enrichments within the day's budget", func() bool { return complete() == 3 })
-	time.Sleep(500 * time.Millisecond)
+	// The two others reach the scheduler and wait there: the metrics say
+	// so, which proves they got past every point where they could have
+	// been sent.
+	waitFor(t, 20*time.Second, "3 enrichments within the day's budget and 2 waiting for quota", func() bool {
+		return complete() == 3 && strings.Contains(scrape(statusAddr), `vtconnector_vt_waiting{front="opencti",priority="interactive"} 2`)
+	})
 	if n := complete(); n != 3 {
 		t.Fatalf("%d works complete, want 3: the others must wait for quota", n)
+	}
+	if n := w.vt.Stats().Requests; n != 3 {
+		t.Fatalf("%d VirusTotal requests on a budget of 3 a day", n)
 	}
 	// The connection drops while 2 messages wait: they come back.
 	if n := closeConnectorConnections(t); n == 0 {
@@ -295,6 +304,18 @@ func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
 			t.Errorf("work %s errors: %+v", id, st.Errors)
 		}
 	}
+}
+
+// scrape returns the metrics the connector serves at addr, or "" when it
+// does not answer.
+func scrape(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // lockedWriter serialises writes of concurrent loggers.
