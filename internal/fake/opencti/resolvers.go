@@ -6,7 +6,6 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // rootResolver resolves a root field.
@@ -133,7 +132,7 @@ func dateTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return stix.FormatTimestamp(t)
+	return formatTimestamp(t)
 }
 
 // --- about
