@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-
 )
 
 // The enrichment trigger (§5.2) and the bundle push through the API (§7.5).

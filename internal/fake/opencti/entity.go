@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // Entity is an object of the platform's knowledge an enrichment can target.
@@ -470,7 +469,6 @@ func observableValuesStix(pattern string) []any {
 	}
 	return out
 }
-
 
 // updateFromImportLocked applies an imported STIX object to the entity it
 // is about (same standard id): score, description and labels, the

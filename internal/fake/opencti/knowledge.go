@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
 )
 
 // GraphQL reads of the knowledge: entities, markings, labels.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
 )
 
 const (

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/vektah/gqlparser/v2/ast"
-
 )
 
 // rootResolver resolves a root field.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
-
 )
 
 // Work statuses (GraphQL enum State).

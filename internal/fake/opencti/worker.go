@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
 )
 
 // maxSourceLen is the size from which the worker reports "Bundle too large"
