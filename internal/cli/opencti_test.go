@@ -40,11 +40,15 @@ func newOctiWorld(t testing.TB, vtCfg fakevt.Config, extra map[string]string) *o
 	if amqpURL == "" {
 		t.Skip("VTC_TEST_AMQP_URL not set")
 	}
+	// The platform double validates the connector's documents against the
+	// real schema when it is there; without it, it only parses them (the
+	// opencti package's fidelity test checks them against the schema).
+	schema := relaySchema
 	if _, err := os.Stat(relaySchema); err != nil {
-		t.Skip("../shared/spec is absent: the OpenCTI schema is needed")
+		schema = ""
 	}
 	p, err := fakeocti.New(context.Background(), fakeocti.Config{AMQPURL: amqpURL, Token: "octi-token",
-		Prefix: fmt.Sprintf("t%08x", rand.Uint32()), Schema: relaySchema}, slog.New(slog.DiscardHandler))
+		Prefix: fmt.Sprintf("t%08x", rand.Uint32()), Schema: schema}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,10 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// TestGraphQLValidation is a fidelity test: the platform's answers to
+// documents its real schema rejects.
 func TestGraphQLValidation(t *testing.T) {
+	requireSchema(t)
 	p68 := newPlatform(t, nil)
 	p67 := newPlatform(t, func(c *Config) { c.Version = "6.7.20" })
 	p62 := newPlatform(t, func(c *Config) { c.Version = "6.2.0" })
