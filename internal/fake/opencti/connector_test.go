@@ -90,6 +90,7 @@ func TestRegisterConnectorDeclaresTopologyAndAnswersPyctiFields(t *testing.T) {
 }
 
 func TestRegisterConnectorFullSelection(t *testing.T) {
+	requireSchema(t) // fidelity: the fields each version answers come from the real schema
 	p := newPlatform(t, func(c *Config) {
 		c.AMQPPublic = AMQPConnection{Host: "rabbitmq", Port: 5671, User: "opencti", Pass: "secret", VHost: "octi", UseSSL: true}
 	})
@@ -253,6 +254,7 @@ func TestGraphQLValidation(t *testing.T) {
 }
 
 func TestGraphQLExecution(t *testing.T) {
+	requireSchema(t) // fidelity: field existence and non-null propagation come from the real schema
 	p := newPlatform(t, nil)
 	id := register(t, p, "IPv4-Addr")
 	ip := p.AddEntity(Entity{Type: "IPv4-Addr", Value: "198.51.100.7", Markings: []string{"TLP:GREEN"}})
