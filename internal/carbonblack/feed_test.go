@@ -33,7 +33,7 @@ func readSharedCb(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(sharedCbDir, name))
 	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("shared sample %s not found in %s (it lives outside the repository); skipping", name, sharedCbDir)
+		t.Skipf("fidelity test: the real Carbon Black sample %s is not in %s (it lives outside the repository)", name, sharedCbDir)
 	}
 	if err != nil {
 		t.Fatal(err)

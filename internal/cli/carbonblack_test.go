@@ -247,6 +247,32 @@ func (w *cbWorld) idle(t testing.TB) bool {
 	return err == nil && qs.Open() == 0 && len(qs.Counts) > 0
 }
 
+// waitCollectorPass waits until the Cb simulator has answered two more
+// searches than searchesBefore (the collector asks the second only after
+// queueing what the first returned) and the connector's queue is empty:
+// whatever the collector found since the start was processed.
+func (w *cbWorld) waitCollectorPass(t testing.TB, searchesBefore int) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "a collector pass and an empty queue", func() bool {
+		return w.cb.Stats().Searches >= searchesBefore+2 && w.idle(t)
+	})
+}
+
+// openItems returns the number of open items in the connector's queue.
+func (w *cbWorld) openItems(t testing.TB) int {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	qs, err := st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(qs.Open())
+}
+
 // taggedAsWanted reports whether the Cb simulator tagged exactly the
 // binaries of want with their scores, i.e. it synced the current feed.
 func (w *cbWorld) taggedAsWanted(md5s []string, want map[string]int) bool {
@@ -312,12 +338,13 @@ func TestCarbonBlackEndToEnd(t *testing.T) {
 
 	// A restart asks VirusTotal nothing new, registers no second feed,
 	// and serves the same feed.
+	searches := w.cb.Stats().Searches
 	stop = w.start(t)
 	waitFor(t, 30*time.Second, "the feed after a restart", func() bool {
 		got, _ := w.feed(t)
 		return sameReports(got, want)
 	})
-	time.Sleep(500 * time.Millisecond) // let the collector pass and the workers idle
+	w.waitCollectorPass(t, searches)
 	if code := stop(); code != 0 {
 		t.Fatalf("exit status %d after the second cancellation", code)
 	}
@@ -649,7 +676,39 @@ func TestCarbonBlackAdminCommands(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 
-	r = runCLI(t, nil, "", nil, "carbonblack", "export-feed", "--config", w.confPth)
+	if got := w.exportFeed(t); !sameReports(got, want) {
+		t.Errorf("exported reports %v, want %v", keys(got), keys(want))
+	}
+
+	r = runCLI(t, nil, "", nil, "carbonblack", "requeue", "--config", w.confPth)
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("%d binaries queued again", len(bins))) {
+		t.Errorf("requeue: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The requeued binaries are looked at again by the next run, which
+	// answers them from the cache (their cached reports are fresh): no new
+	// VirusTotal request.
+	if open := w.openItems(t); open != len(bins) {
+		t.Fatalf("%d open items after requeue, want %d", open, len(bins))
+	}
+	before := w.vt.Stats().APIRequests()
+	stop = w.start(t)
+	waitFor(t, 30*time.Second, "the requeued binaries processed", func() bool { return w.idle(t) })
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d after the requeued run", code)
+	}
+	if n := w.vt.Stats().APIRequests() - before; n != 0 {
+		t.Errorf("the requeued binaries cost %d VirusTotal requests, want 0 (their cached reports are fresh)", n)
+	}
+	if got := w.exportFeed(t); !sameReports(got, want) {
+		t.Errorf("reports after the requeued run %v, want %v", keys(got), keys(want))
+	}
+}
+
+// exportFeed runs export-feed, checks the feed it prints, and returns its
+// reports: id → score.
+func (w *cbWorld) exportFeed(t *testing.T) map[string]int {
+	t.Helper()
+	r := runCLI(t, nil, "", nil, "carbonblack", "export-feed", "--config", w.confPth)
 	if r.code != 0 {
 		t.Fatalf("export-feed: exit %d\n%s", r.code, r.stderr)
 	}
@@ -662,27 +721,14 @@ func TestCarbonBlackAdminCommands(t *testing.T) {
 			Score int    `json:"score"`
 		} `json:"reports"`
 	}
-	_ = json.Unmarshal([]byte(r.stdout), &f)
+	if err := json.Unmarshal([]byte(r.stdout), &f); err != nil {
+		t.Fatalf("export-feed printed no JSON feed: %v\n%s", err, r.stdout)
+	}
 	got := map[string]int{}
 	for _, rep := range f.Reports {
 		got[rep.ID] = rep.Score
 	}
-	if !sameReports(got, want) {
-		t.Errorf("exported reports %v, want %v", keys(got), keys(want))
-	}
-
-	r = runCLI(t, nil, "", nil, "carbonblack", "requeue", "--config", w.confPth)
-	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("%d binaries queued again", len(bins))) {
-		t.Errorf("requeue: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
-	}
-	// The requeued binaries are looked at again by the next run.
-	before := w.vt.Stats().APIRequests()
-	stop = w.start(t)
-	waitFor(t, 30*time.Second, "the requeued binaries processed", func() bool { return w.idle(t) })
-	stop()
-	if n := w.vt.Stats().APIRequests() - before; n != 0 {
-		t.Logf("re-analysis answered from the cache (%d new requests)", n)
-	}
+	return got
 }
 
 func grepLevels(s string) string {
@@ -753,10 +799,15 @@ func TestCarbonBlackKeepsThePreviousConnectorsTags(t *testing.T) {
 	for _, f := range []string{"cb.db", "cb.db-wal", "cb.db-shm"} {
 		os.Remove(filepath.Join(w.dir, f))
 	}
-	full := w.cb.Stats().FullSyncs
+	before := w.cb.Stats()
+	full := before.FullSyncs
 	stop = w.start(t)
 	defer stop()
-	time.Sleep(time.Second) // a few sync rounds
+	// The registrar's first sync after the start is where a full sync
+	// would be asked for; the collector's pass is where untagged binaries
+	// would be queued.
+	waitFor(t, 30*time.Second, "the first feed sync after the start", func() bool { return w.cb.Stats().Syncs > before.Syncs })
+	w.waitCollectorPass(t, before.Searches)
 	if n := w.cb.Stats().FullSyncs; n != full {
 		t.Errorf("%d full syncs at the start of a connector that has published nothing yet", n-full)
 	}

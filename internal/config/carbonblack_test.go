@@ -572,12 +572,13 @@ func TestLoadCarbonBlack(t *testing.T) {
 	}
 }
 
-// TestCarbonBlackSeedReadme parses the rescan example of the original
-// README (../shared/seeds) inside a [bridge] section.
+// TestCarbonBlackSeedReadme is a fidelity test: it parses the rescan
+// example of the original connector's README (../shared/seeds) inside a
+// [bridge] section.
 func TestCarbonBlackSeedReadme(t *testing.T) {
 	data, err := os.ReadFile("../../../shared/seeds/000_31a08a7ab2390138.txt")
 	if errors.Is(err, fs.ErrNotExist) {
-		t.Skip("../shared/seeds/000_31a08a7ab2390138.txt is absent (the shared reference files are not checked out); skipping")
+		t.Skip("fidelity test: the original connector's README (../shared/seeds/000_31a08a7ab2390138.txt) is absent; it lives outside the repository")
 	}
 	if err != nil {
 		t.Fatal(err)

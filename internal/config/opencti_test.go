@@ -675,13 +675,13 @@ var (
 	seedDefaultPattern = regexp.MustCompile("\\(default: `([^`]*)`\\)")
 )
 
-// TestOpenCTISeedTables checks every variable of the seed's tables
+// TestOpenCTISeedTables is a fidelity test: it checks every variable of the seed's tables
 // (../shared/seeds/003_*.txt): it is read, under the documented config.yml
 // name, and its documented default is the loaded default.
 func TestOpenCTISeedTables(t *testing.T) {
 	matches, _ := filepath.Glob("../../../shared/seeds/003_*.txt")
 	if len(matches) == 0 {
-		t.Skip("../shared/seeds/003_*.txt is absent (the shared reference files are not checked out); skipping")
+		t.Skip("fidelity test: the original connector's README (../shared/seeds/003_*.txt) is absent; it lives outside the repository")
 	}
 	data, err := os.ReadFile(matches[0])
 	if err != nil {

@@ -46,9 +46,8 @@ const (
 // loadSamples reads every file of the shared directory and works out, from
 // its name and content, where it is served. Files with an unknown prefix
 // fail the test so that a new kind of sample cannot go untested.
-func loadSamples(t *testing.T) []sample {
+func loadSamples(t *testing.T, dir string) []sample {
 	t.Helper()
-	dir := sharedDir(t)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatalf("read %s: %v", dir, err)
@@ -542,8 +541,17 @@ func checkObject(t *testing.T, j jv, data map[string]any, rawData json.RawMessag
 // TestDecodeSharedSamples serves every shared VirusTotal answer at its real
 // API path and checks what the client decodes against an independent,
 // generic reading of the same JSON.
-func TestDecodeSharedSamples(t *testing.T) {
-	samples := loadSamples(t)
+// TestDecodeSamples decodes the project's synthetic answers in
+// testdata/vt (written from the VirusTotal simulator's documented shapes,
+// see testdata/vt/SOURCES.md), served on their real paths.
+func TestDecodeSamples(t *testing.T) { checkDecodeSamples(t, filepath.Join("testdata", "vt")) }
+
+// TestDecodeSharedSamples is a fidelity test: the same checks over the
+// real VirusTotal answers of ../shared/testdata/vt.
+func TestDecodeSharedSamples(t *testing.T) { checkDecodeSamples(t, sharedDir(t)) }
+
+func checkDecodeSamples(t *testing.T, dir string) {
+	samples := loadSamples(t, dir)
 	if len(samples) == 0 {
 		t.Fatal("no samples found")
 	}
@@ -706,10 +714,22 @@ func TestDecodeSharedSamples(t *testing.T) {
 }
 
 // TestDecodeSamplesCrossReferences checks facts that tie samples together,
+// in the synthetic samples and (fidelity) in the real ones,
 // as the connectors rely on them: the YARA ruleset a file report points at
 // is the one served, and the sample set has the variety the tests assume.
 func TestDecodeSamplesCrossReferences(t *testing.T) {
-	samples := loadSamples(t)
+	for _, dir := range []string{filepath.Join("testdata", "vt"), sharedVT} {
+		t.Run(dir, func(t *testing.T) {
+			if dir == sharedVT {
+				dir = sharedDir(t) // fidelity: skips without ../shared
+			}
+			checkSamplesCrossReferences(t, dir)
+		})
+	}
+}
+
+func checkSamplesCrossReferences(t *testing.T, dir string) {
+	samples := loadSamples(t, dir)
 	rulesets := map[string]bool{}
 	for _, s := range samples {
 		if s.method == mYARARuleset {

@@ -25,16 +25,15 @@ func errBody(code, msg string) string {
 	return `{"error":{"code":"` + code + `","message":"` + msg + `"}}`
 }
 
-// TestErrorMapping sends every documented error answer (docs §1.8), the
-// shared real bodies where they exist, and non-JSON bodies, and checks the
-// class, the typed error, Retryable and the message.
+// TestErrorMapping sends every documented error answer (docs §1.8) and
+// non-JSON bodies, and checks the class, the typed error, Retryable and the
+// message. TestErrorMappingOfRealBodies does the same with real answers.
 func TestErrorMapping(t *testing.T) {
 	future := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
 		name       string
 		status     int
-		body       string // literal body, or
-		bodyFile   string // a file of the shared directory
+		body       string
 		retryAfter string // Retry-After header
 		want       error  // the one sentinel it must match
 		quota      bool   // a *QuotaError
@@ -47,15 +46,15 @@ func TestErrorMapping(t *testing.T) {
 		{name: "400 NotAvailableYet is retryable", status: 400, body: errBody("NotAvailableYet", "not yet"), want: ErrNotAvailableYet, retryable: true},
 		{name: "400 UnselectiveContentQueryError is a bad request", status: 400, body: errBody("UnselectiveContentQueryError", "x"), want: ErrBadRequest},
 		{name: "400 UnsupportedContentQueryError is a bad request", status: 400, body: errBody("UnsupportedContentQueryError", "x"), want: ErrBadRequest},
-		{name: "401 AuthenticationRequiredError (real body) is an auth error", status: 401, bodyFile: "error_authentication_required.json", want: ErrAuth},
-		{name: "401 WrongCredentialsError (real body) is an auth error", status: 401, bodyFile: "error_wrong_credentials.json", want: ErrAuth},
+		{name: "401 AuthenticationRequiredError is an auth error", status: 401, body: errBody("AuthenticationRequiredError", "API key required"), want: ErrAuth},
+		{name: "401 WrongCredentialsError is an auth error", status: 401, body: errBody("WrongCredentialsError", "Wrong API key"), want: ErrAuth},
 		{name: "401 UserNotActiveError is an auth error", status: 401, body: errBody("UserNotActiveError", "inactive"), want: ErrAuth},
 		{name: "403 ForbiddenError is forbidden", status: 403, body: errBody("ForbiddenError", "premium only"), want: ErrForbidden},
-		{name: "404 NotFoundError (real body) is not found", status: 404, bodyFile: "error_notfound.json", want: ErrNotFound},
+		{name: "404 NotFoundError is not found", status: 404, body: errBody("NotFoundError", "File not found"), want: ErrNotFound},
 		{name: "409 AlreadyExistsError", status: 409, body: errBody("AlreadyExistsError", "exists"), want: ErrAlreadyExists},
 		{name: "424 FailedDependencyError is a bad request", status: 424, body: errBody("FailedDependencyError", "dep"), want: ErrBadRequest},
-		{name: "429 QuotaExceededError (real body) without Retry-After", status: 429, bodyFile: "error_quota_exceeded.json", want: ErrQuota, quota: true, retryable: true},
-		{name: "429 QuotaExceededError with Retry-After seconds", status: 429, bodyFile: "error_quota_exceeded.json", retryAfter: "42", want: ErrQuota, quota: true, retryMin: 42 * time.Second, retryMax: 42 * time.Second, retryable: true},
+		{name: "429 QuotaExceededError without Retry-After", status: 429, body: errBody("QuotaExceededError", "Quota exceeded"), want: ErrQuota, quota: true, retryable: true},
+		{name: "429 QuotaExceededError with Retry-After seconds", status: 429, body: errBody("QuotaExceededError", "Quota exceeded"), retryAfter: "42", want: ErrQuota, quota: true, retryMin: 42 * time.Second, retryMax: 42 * time.Second, retryable: true},
 		{name: "429 TooManyRequestsError with Retry-After HTTP date", status: 429, body: errBody("TooManyRequestsError", "Too many requests"), retryAfter: future, want: ErrQuota, quota: true, retryMin: 80 * time.Second, retryMax: 90 * time.Second, retryable: true},
 		{name: "429 with unreadable Retry-After waits zero", status: 429, body: errBody("QuotaExceededError", "q"), retryAfter: "soon", want: ErrQuota, quota: true, retryable: true},
 		{name: "429 with an empty body is quota by status", status: 429, body: "", retryAfter: "7", want: ErrQuota, quota: true, retryMin: 7 * time.Second, retryMax: 7 * time.Second, retryable: true},
@@ -78,13 +77,6 @@ func TestErrorMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := []byte(tt.body)
-			if tt.bodyFile != "" {
-				var err error
-				body, err = os.ReadFile(filepath.Join(sharedDir(t), tt.bodyFile))
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
 			// Code and message, read independently from the body.
 			var wantCode, wantMsg string
 			if m, ok := tryGeneric(body); ok {
@@ -92,9 +84,6 @@ func TestErrorMapping(t *testing.T) {
 					wantCode, _ = e["code"].(string)
 					wantMsg, _ = e["message"].(string)
 				}
-			}
-			if tt.bodyFile != "" && wantCode == "" {
-				t.Fatalf("%s has no error code", tt.bodyFile)
 			}
 			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				if tt.retryAfter != "" {
@@ -166,26 +155,56 @@ func TestErrorMapping(t *testing.T) {
 	}
 }
 
-// TestErrorBodiesAllUsed fails when the shared directory gains an error
-// body that TestErrorMapping does not send.
-func TestErrorBodiesAllUsed(t *testing.T) {
+// TestErrorMappingOfRealBodies is a fidelity test: it sends the real
+// error answers of ../shared/testdata/vt with their status and checks their
+// class; it fails when that directory gains an error body it does not know.
+func TestErrorMappingOfRealBodies(t *testing.T) {
 	dir := sharedDir(t)
-	used := map[string]bool{
-		"error_authentication_required.json": true,
-		"error_wrong_credentials.json":       true,
-		"error_notfound.json":                true,
-		"error_quota_exceeded.json":          true,
+	tests := map[string]struct {
+		status int
+		want   error
+	}{
+		"error_authentication_required.json": {401, ErrAuth},
+		"error_wrong_credentials.json":       {401, ErrAuth},
+		"error_notfound.json":                {404, ErrNotFound},
+		"error_quota_exceeded.json":          {429, ErrQuota},
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "error_*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := map[string]bool{}
-	for _, f := range files {
-		found[filepath.Base(f)] = true
+	if len(files) != len(tests) {
+		t.Errorf("%d error bodies in %s, this test knows %d", len(files), dir, len(tests))
 	}
-	if diff := cmp.Diff(used, found); diff != "" {
-		t.Errorf("error bodies in %s vs those TestErrorMapping uses (-used +found):\n%s", dir, diff)
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			tt, ok := tests[name]
+			if !ok {
+				t.Fatalf("%s: unknown error body: add it to this test", name)
+			}
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(body, &doc); err != nil || doc.Error.Code == "" {
+				t.Fatalf("%s has no error code (%v)", name, err)
+			}
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = w.Write(body)
+			})
+			_, err = newTestClient(t, srv).File(t.Context(), aHash)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("error %v, want %v", err, tt.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), doc.Error.Message) {
+				t.Errorf("error %q does not carry the message %q", err, doc.Error.Message)
+			}
+		})
 	}
 }
 

@@ -19,12 +19,13 @@ const testKey = "k3y-5f1c9e2a7b-MUST-NOT-LEAK"
 // sharedVT is the shared directory of VirusTotal answers, read in place.
 const sharedVT = "../../../shared/testdata/vt"
 
-// sharedDir returns sharedVT, skipping the test when it is absent.
+// sharedDir returns sharedVT, skipping the test when it is absent: only
+// fidelity tests (real VirusTotal answers) read it.
 func sharedDir(t *testing.T) string {
 	t.Helper()
 	st, err := os.Stat(sharedVT)
 	if err != nil || !st.IsDir() {
-		t.Skipf("VirusTotal samples not found at %s (they live in /work/shared, outside the repo): %v", sharedVT, err)
+		t.Skipf("fidelity test: the real VirusTotal answers are not at %s (they live in /work/shared, outside the repository): %v", sharedVT, err)
 	}
 	return sharedVT
 }

@@ -90,6 +90,7 @@ func TestRegisterConnectorDeclaresTopologyAndAnswersPyctiFields(t *testing.T) {
 }
 
 func TestRegisterConnectorFullSelection(t *testing.T) {
+	requireSchema(t) // fidelity: the fields each version answers come from the real schema
 	p := newPlatform(t, func(c *Config) {
 		c.AMQPPublic = AMQPConnection{Host: "rabbitmq", Port: 5671, User: "opencti", Pass: "secret", VHost: "octi", UseSSL: true}
 	})
@@ -199,7 +200,10 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// TestGraphQLValidation is a fidelity test: the platform's answers to
+// documents its real schema rejects.
 func TestGraphQLValidation(t *testing.T) {
+	requireSchema(t)
 	p68 := newPlatform(t, nil)
 	p67 := newPlatform(t, func(c *Config) { c.Version = "6.7.20" })
 	p62 := newPlatform(t, func(c *Config) { c.Version = "6.2.0" })
@@ -250,6 +254,7 @@ func TestGraphQLValidation(t *testing.T) {
 }
 
 func TestGraphQLExecution(t *testing.T) {
+	requireSchema(t) // fidelity: field existence and non-null propagation come from the real schema
 	p := newPlatform(t, nil)
 	id := register(t, p, "IPv4-Addr")
 	ip := p.AddEntity(Entity{Type: "IPv4-Addr", Value: "198.51.100.7", Markings: []string{"TLP:GREEN"}})

@@ -37,7 +37,7 @@
 //     decodes the pycti envelope (§7.3), splits multi-object bundles like
 //     pycti's splitter (§7.2) and republishes the pieces, checks every
 //     object (id syntax, *_ref/*_refs resolution, deterministic ids computed
-//     with internal/stix, §9), upserts it into the knowledge it keeps
+//     by the double itself, §9), upserts it into the knowledge it keeps
 //     ([Platform.Objects], [Platform.Writes]) and reports the expectation on
 //     the work. stixBundlePush (§7.5) enters the same path.
 //
@@ -61,7 +61,8 @@
 // only for RabbitMQ consumers (one per registered connector, started at its
 // registration) and in [ListenAndServe]; [Platform.Close] stops them all.
 //
-// It may import internal/stix (for ids) but no other package of this
-// module: it simulates the external system and knows nothing about the
-// connector.
+// It imports no package of this module, internal/stix included: it
+// simulates the external system, computes the platform's STIX ids itself
+// (so that a bug in the connector's id code cannot hide in the double's
+// checks) and knows nothing about the connector.
 package opencti

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // The enrichment trigger (§5.2) and the bundle push through the API (§7.5).
@@ -119,7 +117,7 @@ func (x *execution) stixBundlePush(args map[string]any) (any, error) {
 		return nil, invalid("Invalid connector")
 	}
 	if workID == "" {
-		name := c.name + " run @ " + stix.FormatTimestamp(p.now())
+		name := c.name + " run @ " + formatTimestamp(p.now())
 		w := p.newWorkLocked(cid, name, x.userID, cid, true)
 		w.selfCompleting = true
 		workID = w.ID

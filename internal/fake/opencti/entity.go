@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"mime"
@@ -17,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // Entity is an object of the platform's knowledge an enrichment can target.
@@ -29,10 +26,10 @@ type Entity struct {
 	// Value is the observable value of IPv4-Addr, IPv6-Addr, Domain-Name,
 	// Hostname and Url.
 	Value string
-	// Hashes of a StixFile or an Artifact (stix.HashSHA256 …). An Artifact
+	// Hashes of a StixFile or an Artifact ("SHA-256" …). An Artifact
 	// without hashes but with an import file gets the file's MD5, SHA-1,
 	// SHA-256 and SHA-512, as the platform computes them on upload.
-	Hashes stix.Hashes
+	Hashes map[string]string
 	// Name is a StixFile's file name, or an Indicator's name (default: the
 	// pattern).
 	Name string
@@ -98,8 +95,8 @@ var entityTypes = map[string]struct{ stixType, gqlType string }{
 
 // AddEntity adds e to the platform's knowledge, or updates the entity with
 // the same standard id (score, description and mime type replaced when set,
-// labels, markings and files added), and returns its standard STIX id (the
-// deterministic id internal/stix computes). It returns "" and logs why when e
+// labels, markings and files added), and returns its standard STIX id (its
+// deterministic id). It returns "" and logs why when e
 // has an unknown type or none of the properties its id is derived from.
 func (p *Platform) AddEntity(e Entity) string {
 	typ, ok := entityTypes[e.Type]
@@ -117,27 +114,27 @@ func (p *Platform) AddEntity(e Entity) string {
 	)
 	switch e.Type {
 	case "StixFile":
-		id, err = stix.FileID(e.Hashes, e.Name)
+		id, err = fileID(e.Hashes, e.Name)
 	case "Artifact":
-		id, err = stix.ArtifactID(e.Hashes, e.URL)
+		id, err = artifactID(e.Hashes, e.URL)
 	case "Indicator":
 		if strings.TrimSpace(e.Pattern) == "" {
-			err = stix.ErrNoIDProperties
+			err = errNoIDProperties
 			break
 		}
 		if e.PatternType == "" {
-			e.PatternType = stix.PatternTypeSTIX
+			e.PatternType = "stix"
 		}
 		if e.Name == "" {
 			e.Name = e.Pattern
 		}
-		id = stix.IndicatorID(e.Pattern)
+		id = indicatorID(e.Pattern)
 	default:
 		if e.Value == "" {
-			err = stix.ErrNoIDProperties
+			err = errNoIDProperties
 			break
 		}
-		id = stix.ObservableValueID(typ.stixType, e.Value)
+		id = valueID(typ.stixType, e.Value)
 	}
 	if err != nil {
 		p.log.Error("add entity: cannot derive its id", "entity_type", e.Type, "error", err)
@@ -145,8 +142,8 @@ func (p *Platform) AddEntity(e Entity) string {
 	}
 	markings := make([]string, 0, len(e.Markings))
 	for _, m := range e.Markings {
-		if t, err := stix.ParseTLP(m); err == nil {
-			m = t.MarkingID()
+		if t, ok := tlpByName(m); ok {
+			m = t.id
 		}
 		if !slices.Contains(markings, m) {
 			markings = append(markings, m)
@@ -220,27 +217,27 @@ func (p *Platform) entityLocked(id string) *entity {
 	return nil
 }
 
-func cloneHashes(h stix.Hashes) stix.Hashes {
+func cloneHashes(h map[string]string) map[string]string {
 	if len(h) == 0 {
 		return nil
 	}
-	out := make(stix.Hashes, len(h))
+	out := make(map[string]string, len(h))
 	for k, v := range h {
 		out[k] = v
 	}
 	return out
 }
 
-func hashFile(data []byte) stix.Hashes {
+func hashFile(data []byte) map[string]string {
 	m5 := md5.Sum(data)
 	s1 := sha1.Sum(data)
 	s256 := sha256.Sum256(data)
 	s512 := sha512.Sum512(data)
-	return stix.Hashes{
-		stix.HashMD5:    hex.EncodeToString(m5[:]),
-		stix.HashSHA1:   hex.EncodeToString(s1[:]),
-		stix.HashSHA256: hex.EncodeToString(s256[:]),
-		stix.HashSHA512: hex.EncodeToString(s512[:]),
+	return map[string]string{
+		hashMD5:    hex.EncodeToString(m5[:]),
+		hashSHA1:   hex.EncodeToString(s1[:]),
+		hashSHA256: hex.EncodeToString(s256[:]),
+		hashSHA512: hex.EncodeToString(s512[:]),
 	}
 }
 
@@ -256,7 +253,7 @@ func union(a, b []string) []string {
 
 // hashOrder is the order in which the platform's hashValue picks the hash
 // that is a hashed observable's observable_value.
-var hashOrder = []string{stix.HashSHA256, stix.HashSHA1, stix.HashMD5, stix.HashSHA512, stix.HashSHA3256, stix.HashSHA3512, stix.HashSSDEEP}
+var hashOrder = []string{hashSHA256, hashSHA1, hashMD5, hashSHA512, hashSHA3256, hashSHA3512, hashSSDEEP}
 
 func (e *entity) stixType() string { return entityTypes[e.Type].stixType }
 func (e *entity) gqlType() string  { return entityTypes[e.Type].gqlType }
@@ -290,7 +287,7 @@ func (e *entity) observableValue() string {
 // (convertStoreToStix_2_1): the object with its OpenCTI extensions, empty
 // properties omitted.
 func (e *entity) toStix() map[string]any {
-	ts := stix.FormatTimestamp
+	ts := formatTimestamp
 	octi := map[string]any{
 		"extension_type": "property-extension",
 		"id":             e.internalID,
@@ -302,7 +299,7 @@ func (e *entity) toStix() map[string]any {
 	}
 	obj := map[string]any{
 		"id":                  e.standardID,
-		"spec_version":        stix.SpecVersion,
+		"spec_version":        specVersion,
 		"type":                e.stixType(),
 		"object_marking_refs": stringList(e.Markings),
 	}
@@ -324,7 +321,7 @@ func (e *entity) toStix() map[string]any {
 		obj["pattern"] = e.Pattern
 		obj["pattern_type"] = e.PatternType
 		obj["valid_from"] = ts(e.createdAt)
-		obj["extensions"] = map[string]any{stix.ExtensionOpenCTISDO: clean(octi)}
+		obj["extensions"] = map[string]any{extensionSDO: clean(octi)}
 		return clean(obj)
 	}
 	sco := map[string]any{
@@ -358,7 +355,7 @@ func (e *entity) toStix() map[string]any {
 	default:
 		obj["value"] = e.Value
 	}
-	obj["extensions"] = map[string]any{stix.ExtensionOpenCTISDO: clean(octi), stix.ExtensionOpenCTISCO: clean(sco)}
+	obj["extensions"] = map[string]any{extensionSDO: clean(octi), extensionSCO: clean(sco)}
 	return clean(obj)
 }
 
@@ -367,17 +364,14 @@ func (e *entity) toStix() map[string]any {
 func (e *entity) stixObjects() []any {
 	out := []any{e.toStix()}
 	for _, m := range e.Markings {
-		if t, ok := stix.TLPFromMarkingID(m); ok {
-			md := stix.TLPMarkingDefinition(t)
-			raw, _ := json.Marshal(md)
-			var obj map[string]any
-			_ = json.Unmarshal(raw, &obj)
-			obj["extensions"] = map[string]any{stix.ExtensionOpenCTISDO: map[string]any{
+		if t, ok := tlpByMarkingID[m]; ok {
+			obj := t.stixObject()
+			obj["extensions"] = map[string]any{extensionSDO: map[string]any{
 				"extension_type": "property-extension",
 				"id":             internalIDFor(m),
 				"type":           "Marking-Definition",
-				"order":          tlpOrder[t],
-				"color":          tlpColor[t],
+				"order":          t.order,
+				"color":          t.color,
 			}}
 			out = append(out, obj)
 		}
@@ -476,12 +470,6 @@ func observableValuesStix(pattern string) []any {
 	return out
 }
 
-// TLP marking definitions as the platform ships them.
-var (
-	tlpOrder = map[stix.TLP]int{stix.TLPClear: 1, stix.TLPGreen: 2, stix.TLPAmber: 3, stix.TLPAmberStrict: 3, stix.TLPRed: 4}
-	tlpColor = map[stix.TLP]string{stix.TLPClear: "#ffffff", stix.TLPGreen: "#2e7d32", stix.TLPAmber: "#d84315", stix.TLPAmberStrict: "#d84315", stix.TLPRed: "#c62828"}
-)
-
 // updateFromImportLocked applies an imported STIX object to the entity it
 // is about (same standard id): score, description and labels, the
 // properties an enrichment changes. p.mu must be held.
@@ -494,8 +482,8 @@ func (p *Platform) updateFromImportLocked(obj map[string]any) {
 	// OpenCTI reads these from x_opencti_* properties, from the top level of
 	// its custom observables, or from its extensions.
 	exts, _ := obj["extensions"].(map[string]any)
-	sco, _ := exts[stix.ExtensionOpenCTISCO].(map[string]any)
-	sdo, _ := exts[stix.ExtensionOpenCTISDO].(map[string]any)
+	sco, _ := exts[extensionSCO].(map[string]any)
+	sdo, _ := exts[extensionSDO].(map[string]any)
 	first := func(key string, sources ...map[string]any) any {
 		for _, src := range sources {
 			if v, ok := src[key]; ok && v != nil {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // GraphQL reads of the knowledge: entities, markings, labels.
@@ -111,7 +109,7 @@ func (p *Platform) entityObjectLocked(e *entity) gqlObject {
 		"representative":           gqlObject{typename: "Representative", fields: map[string]any{"main": e.observableValue()}},
 		"x_opencti_stix_ids":       []any{},
 		"is_inferred":              false,
-		"spec_version":             stix.SpecVersion,
+		"spec_version":             specVersion,
 		"created_at":               dateTime(e.createdAt),
 		"updated_at":               dateTime(e.updatedAt),
 		"numberOfConnectedElement": 0,
@@ -190,20 +188,20 @@ func connection(typename string, edges []any) gqlObject {
 
 // markingObject is the GraphQL MarkingDefinition of a marking id.
 func markingObject(id string) gqlObject {
-	created := stix.TLPMarkingDefinition(stix.TLPClear).Created.String()
+	created := tlpCreated
 	f := map[string]any{
 		"id": uuidV5(openctiNamespace, id), "standard_id": id, "entity_type": "Marking-Definition",
 		"parent_types": []any{"Stix-Meta-Object", "Stix-Object", "Basic-Object"},
-		"spec_version": stix.SpecVersion, "is_inferred": false, "x_opencti_order": 0, "x_opencti_stix_ids": []any{},
+		"spec_version": specVersion, "is_inferred": false, "x_opencti_order": 0, "x_opencti_stix_ids": []any{},
 		"created": created, "modified": created, "created_at": created, "updated_at": created,
 		"representative": gqlObject{typename: "Representative", fields: map[string]any{"main": id}},
 	}
-	if t, ok := stix.TLPFromMarkingID(id); ok {
+	if t, ok := tlpByMarkingID[id]; ok {
 		f["definition_type"] = "TLP"
-		f["definition"] = t.String()
-		f["x_opencti_order"] = tlpOrder[t]
-		f["x_opencti_color"] = tlpColor[t]
-		f["representative"] = gqlObject{typename: "Representative", fields: map[string]any{"main": t.String()}}
+		f["definition"] = t.name
+		f["x_opencti_order"] = t.order
+		f["x_opencti_color"] = t.color
+		f["representative"] = gqlObject{typename: "Representative", fields: map[string]any{"main": t.name}}
 	}
 	return gqlObject{typename: "MarkingDefinition", fields: f}
 }
@@ -211,9 +209,9 @@ func markingObject(id string) gqlObject {
 // labelObject is the GraphQL Label of a label value.
 func labelObject(value string, at time.Time) gqlObject {
 	return gqlObject{typename: "Label", fields: map[string]any{
-		"id": uuidV5(openctiNamespace, "label:"+value), "standard_id": stix.ObservableValueID("label", value),
+		"id": uuidV5(openctiNamespace, "label:"+value), "standard_id": labelID(value),
 		"entity_type": "Label", "parent_types": []any{"Stix-Meta-Object", "Stix-Object", "Basic-Object"},
-		"spec_version": stix.SpecVersion, "is_inferred": false, "x_opencti_stix_ids": []any{},
+		"spec_version": specVersion, "is_inferred": false, "x_opencti_stix_ids": []any{},
 		"created_at": dateTime(at), "updated_at": dateTime(at), "created": dateTime(at), "modified": dateTime(at),
 		"representative": gqlObject{typename: "Representative", fields: map[string]any{"main": value}},
 		"value":          value, "color": "#000000",

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 const (
@@ -153,12 +151,12 @@ func (p *Platform) addSamples() []string {
 		{Type: "Domain-Name", Value: "example.com", Markings: []string{"TLP:GREEN"}},
 		{Type: "Hostname", Value: "www.example.com", Markings: []string{"TLP:GREEN"}},
 		{Type: "Url", Value: "http://example.com/index.html", Markings: []string{"TLP:CLEAR"}},
-		{Type: "StixFile", Name: "empty.txt", Hashes: stix.Hashes{
-			stix.HashSHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		{Type: "StixFile", Name: "empty.txt", Hashes: map[string]string{
+			hashSHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 		}, Markings: []string{"TLP:AMBER"}, Labels: []string{"sample"}},
 		{Type: "Artifact", MimeType: "text/plain", Markings: []string{"TLP:AMBER"},
 			ImportFiles: []ImportFile{{Name: "sample.txt", Data: artifact, MimeType: "text/plain"}}},
-		{Type: "Indicator", Pattern: stix.IPv4Pattern("8.8.8.8"), MainObservableType: "IPv4-Addr", Markings: []string{"TLP:CLEAR"}},
+		{Type: "Indicator", Pattern: "[ipv4-addr:value = '8.8.8.8']", MainObservableType: "IPv4-Addr", Markings: []string{"TLP:CLEAR"}},
 	}
 	var ids []string
 	for _, e := range samples {

@@ -42,7 +42,7 @@ func TestListenAndServe(t *testing.T) {
 	url := amqpURL(t)
 	prefix := "vtctest-" + randomSuffix()
 	cid := uuidV4()
-	cfg := Config{AMQPURL: url, Token: testToken, Prefix: prefix, Schema: sharedFile(t, "spec/opencti-relay.schema.graphql"),
+	cfg := Config{AMQPURL: url, Token: testToken, Prefix: prefix, Schema: schemaIfPresent(),
 		TriggerInterval: time.Hour}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/vektah/gqlparser/v2/ast"
-
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // rootResolver resolves a root field.
@@ -133,7 +131,7 @@ func dateTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return stix.FormatTimestamp(t)
+	return formatTimestamp(t)
 }
 
 // --- about

@@ -95,7 +95,7 @@ func TestStandardIDMatchesTheReferenceVectors(t *testing.T) {
 			t.Errorf("standardID(%v) = %s, %v; want %s", tt.obj, got, err, tt.want)
 		}
 	}
-	if _, err := standardID(map[string]any{"type": "file"}); !errors.Is(err, stix.ErrNoIDProperties) {
+	if _, err := standardID(map[string]any{"type": "file"}); !errors.Is(err, errNoIDProperties) {
 		t.Errorf("file without hashes or name: %v", err)
 	}
 	if _, err := standardID(map[string]any{"type": "x-custom"}); !errors.Is(err, errNotDeterministic) {

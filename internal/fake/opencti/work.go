@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
-
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // Work statuses (GraphQL enum State).
@@ -25,7 +23,7 @@ const (
 	// MISSING_REFERENCE_ERROR after its retries).
 	CodeMissingReference = "MISSING_REFERENCE_ERROR"
 	// CodeIDMismatch: the id of a type with deterministic ids is not the one
-	// its properties give (internal/stix); the object is still imported.
+	// its properties give (standardID); the object is still imported.
 	CodeIDMismatch = "STANDARD_ID_MISMATCH"
 	// CodeInvalidObject: not a JSON object, no type, an id that is not
 	// "<type>--<uuid>", or no property to derive its id from; not imported.
@@ -122,10 +120,10 @@ func (w *work) state() WorkState {
 func (p *Platform) newWorkLocked(connectorID, name, userID, sourceID string, received bool) *work {
 	now := p.now().UTC().Truncate(time.Millisecond)
 	ts := now
-	id := "work_" + connectorID + "_" + stix.FormatTimestamp(ts)
+	id := "work_" + connectorID + "_" + formatTimestamp(ts)
 	for p.works[id] != nil {
 		ts = ts.Add(time.Millisecond)
-		id = "work_" + connectorID + "_" + stix.FormatTimestamp(ts)
+		id = "work_" + connectorID + "_" + formatTimestamp(ts)
 	}
 	w := &work{WorkState: WorkState{
 		ID: id, Name: name, ConnectorID: connectorID, UserID: userID, EventSourceID: sourceID,

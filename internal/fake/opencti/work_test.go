@@ -37,6 +37,7 @@ type workAnswer struct {
 }
 
 func TestWorkTrackingStates(t *testing.T) {
+	requireSchema(t) // fidelity: the shape of error answers (non-null propagation) comes from the real schema
 	now := t0
 	p := newPlatform(t, func(c *Config) {
 		c.Now = func() time.Time { now = now.Add(time.Second); return now }

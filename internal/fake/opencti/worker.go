@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // maxSourceLen is the size from which the worker reports "Bundle too large"
@@ -220,7 +218,7 @@ func (p *Platform) importObject(workID string, obj map[string]any, types []any) 
 	}
 	want, err := standardID(obj)
 	switch {
-	case errors.Is(err, stix.ErrNoIDProperties):
+	case errors.Is(err, errNoIDProperties):
 		report(CodeInvalidObject, fmt.Sprintf("%s has none of the properties its id is derived from (Missing required elements)", id))
 		return
 	case err == nil && want != id:
@@ -290,7 +288,7 @@ func (p *Platform) unresolvedRefsLocked(obj map[string]any) []string {
 		if p.entityLocked(s) != nil {
 			return
 		}
-		if _, ok := stix.TLPFromMarkingID(s); ok {
+		if _, ok := tlpByMarkingID[s]; ok {
 			return
 		}
 		missing = append(missing, s)
@@ -378,7 +376,7 @@ func internalIDsIn(m map[string]any) []string {
 	if s, ok := m["x_opencti_id"].(string); ok && s != "" {
 		ids = append(ids, s)
 	}
-	if s := extensionString(m, stix.ExtensionOpenCTISDO, "id"); s != "" {
+	if s := extensionString(m, extensionSDO, "id"); s != "" {
 		ids = append(ids, s)
 	}
 	return ids

@@ -21,9 +21,34 @@ var sharedTestdata = filepath.Join("..", "..", "..", "..", "shared", "testdata",
 func requireSharedTestdata(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(sharedTestdata, "SOURCES.md")); err != nil {
-		t.Skipf("shared VirusTotal responses not found at %s (expected ../shared/testdata/vt next to the repository): %v", sharedTestdata, err)
+		t.Skipf("fidelity test: the real VirusTotal recordings are not at %s (they live in /work/shared, outside the repository): %v", sharedTestdata, err)
 	}
 	return sharedTestdata
+}
+
+// recordingSets are the directories LoadTestdata is tested with: the
+// project's own synthetic recordings (testdata/recordings, hand-written in
+// the documented API shapes) and, as a fidelity test, the real ones. Each
+// names a recorded malicious file and a recorded analysis.
+var recordingSets = []struct {
+	name, dir, file, analysis string
+}{
+	{"synthetic", filepath.Join("testdata", "recordings"), "file_malicious_synthetic.json", "OTJkMTNlNzg0OWEyYWRhMTk5ZWY5ZWVkZTJhZGMzNGU6MTcwMDAwMDAwMA=="},
+	{"real (fidelity)", "", "file_malicious_4bc00f7d.json", "NjY0MjRlOTFjMDIyYTkyNWM0NjU2NWQzYWNlMzFmZmI6MTQ3NTA0ODI3Nw=="},
+}
+
+// forEachRecordingSet runs f for each recording set; the real one skips
+// without ../shared.
+func forEachRecordingSet(t *testing.T, f func(t *testing.T, dir, file, analysis string)) {
+	for _, rs := range recordingSets {
+		t.Run(rs.name, func(t *testing.T) {
+			dir := rs.dir
+			if dir == "" {
+				dir = requireSharedTestdata(t)
+			}
+			f(t, dir, rs.file, rs.analysis)
+		})
+	}
 }
 
 // expectedFixturePaths computes, independently of the simulator, where each
@@ -81,7 +106,10 @@ func expectedFixturePaths(t *testing.T, dir string) map[string][]string {
 }
 
 func TestLoadTestdataServesEveryFixtureVerbatim(t *testing.T) {
-	dir := requireSharedTestdata(t)
+	forEachRecordingSet(t, func(t *testing.T, dir, _, _ string) { checkServesEveryFixtureVerbatim(t, dir) })
+}
+
+func checkServesEveryFixtureVerbatim(t *testing.T, dir string) {
 	want := expectedFixturePaths(t, dir)
 	// UnknownPercent 100: anything not served from a fixture would be 404.
 	s := fakevt.New(fakevt.Config{UnknownPercent: 100})
@@ -111,13 +139,16 @@ func TestLoadTestdataServesEveryFixtureVerbatim(t *testing.T) {
 }
 
 func TestLoadTestdataTakesPrecedenceAndIntegrates(t *testing.T) {
-	dir := requireSharedTestdata(t)
+	forEachRecordingSet(t, checkTakesPrecedenceAndIntegrates)
+}
+
+func checkTakesPrecedenceAndIntegrates(t *testing.T, dir, file, analysis string) {
 	synctest.Test(t, func(t *testing.T) {
 		s := fakevt.New(fakevt.Config{UnknownPercent: -1, AnalysisDelay: time.Second})
 		if _, err := s.LoadTestdata(dir); err != nil {
 			t.Fatal(err)
 		}
-		fixture, err := os.ReadFile(filepath.Join(dir, "file_malicious_4bc00f7d.json"))
+		fixture, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +178,7 @@ func TestLoadTestdataTakesPrecedenceAndIntegrates(t *testing.T) {
 			t.Error("recorded file not served verbatim after a rescan")
 		}
 		// The recorded analysis' item is the file its id names.
-		mustStatus(t, get(t, s, "/api/v3/analyses/NjY0MjRlOTFjMDIyYTkyNWM0NjU2NWQzYWNlMzFmZmI6MTQ3NTA0ODI3Nw==/item"), 200)
+		mustStatus(t, get(t, s, "/api/v3/analyses/"+analysis+"/item"), 200)
 	})
 }
 
