@@ -194,3 +194,19 @@ func BenchmarkBuildReports100k(b *testing.B) {
 		}
 	}
 }
+
+func TestPrivateVerdictSaysItIsPrivate(t *testing.T) {
+	v := Verdict{MD5: "0123456789ABCDEF0123456789ABCDEF", Found: true, Positives: 2, Total: 3, Private: true,
+		Detections: []Detection{{Engine: "Zenbox", Result: "Emotet"}}}
+	r := buildReport(v, FeedOptions{})
+	if !strings.Contains(r.Title, "private scan") || !strings.Contains(r.Title, "2/3 sandboxes") {
+		t.Errorf("title %q does not say the verdict comes from a private analysis", r.Title)
+	}
+	if !strings.HasPrefix(r.Description, "Private analysis") || !strings.Contains(r.Description, "Zenbox (Emotet)") {
+		t.Errorf("description %q", r.Description)
+	}
+	v.Private = false
+	if r := buildReport(v, FeedOptions{}); strings.Contains(r.Title, "private") {
+		t.Errorf("a public verdict's title mentions a private scan: %q", r.Title)
+	}
+}

@@ -82,6 +82,9 @@ var reportKinds = map[string]vt.Kind{
 	"ip_address": vt.KindIP,
 	"domain":     vt.KindDomain,
 	"url":        vt.KindURL,
+	// Private Scanning reports (Report.Private).
+	"private_file": vt.KindFile,
+	"private_url":  vt.KindURL,
 }
 
 // Build computes the enrichment of in.Entity (or of in.Indicator) from its
@@ -199,7 +202,10 @@ func (b *builder) run() {
 		if b.in.Opts.FileImportYARA {
 			b.yaraIndicators()
 		}
-		if b.in.Opts.FileCreateNoteFullReport {
+		switch {
+		case b.in.Report.Private:
+			b.privateReportNote()
+		case b.in.Opts.FileCreateNoteFullReport:
 			b.fileReportNote()
 		}
 	case TypeIPv4Addr:
@@ -217,7 +223,11 @@ func (b *builder) run() {
 		b.resultsNote()
 	case TypeURL:
 		b.autoIndicator(b.in.Opts.URLIndicator)
-		b.resultsNote()
+		if b.in.Report.Private {
+			b.privateReportNote()
+		} else {
+			b.resultsNote()
+		}
 	}
 }
 
