@@ -39,7 +39,9 @@ func (p *fakePlatform) Version(context.Context) (string, error) { return "6.8.0"
 func (p *fakePlatform) Register(context.Context, RegisterInput, string) (*Registration, error) {
 	return &Registration{}, nil
 }
-func (p *fakePlatform) Ping(context.Context, string, string, string) (*string, error) { return nil, nil }
+func (p *fakePlatform) Ping(context.Context, string, string, string) (*string, error) {
+	return nil, nil
+}
 func (p *fakePlatform) WorkToReceived(_ context.Context, work, msg string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
