@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
 	"github.com/vtconnector/vtconnector/internal/vt"
@@ -379,4 +380,41 @@ func TestLookupCancelled(t *testing.T) {
 	if code != 1 || len(decodeLines(t, out.String())) != 2 {
 		t.Errorf("cancelled run: exit %d, stdout %q", code, out.String())
 	}
+}
+
+func TestLookupPrivateUploadNeverReachesPublicEndpoints(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sim := fakevt.New(fakevt.Config{UnknownPercent: 100, AnalysisDelay: 40 * time.Second})
+		path := filepath.Join(t.TempDir(), "private.bin")
+		if err := os.WriteFile(path, []byte("a file for private eyes only"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		base := []string{"lookup", "--apikey", "k", "--vt-url", simBase, "--rate", "0", "--file", path}
+		r := runCLI(t, sim, "", nil, append(base, "--private")...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "--private needs --upload") {
+			t.Errorf("--private without --upload: exit %d\n%s", r.code, r.stderr)
+		}
+		r = runCLI(t, sim, "", nil, append(base, "--upload", "--private")...)
+		got := decodeLines(t, r.stdout)
+		if r.code != 0 || len(got) != 1 || !got[0].Found || !got[0].Uploaded {
+			t.Fatalf("--upload --private: exit %d %+v\n%s", r.code, got, r.stderr)
+		}
+		if strings.Contains(r.stderr, "WARNING") || !strings.Contains(r.stderr, "Private Scanning") {
+			t.Errorf("stderr should explain the private upload, without the public upload warning:\n%s", r.stderr)
+		}
+		st := sim.Stats()
+		if st.ByEndpoint["POST /private/files"] != 1 {
+			t.Errorf("private uploads %d, want 1 (endpoints %v)", st.ByEndpoint["POST /private/files"], st.ByEndpoint)
+		}
+		for _, ep := range []string{"POST /files", "GET /files/upload_url", "POST /urls", "GET /analyses/{id}"} {
+			if n := st.ByEndpoint[ep]; n != 0 {
+				t.Errorf("private mode sent %d requests to the public endpoint %s", n, ep)
+			}
+		}
+		// The private file stays invisible to public lookups.
+		h, _ := vt.SHA256File(path)
+		if code, _ := simObject(t, sim, "files/"+h); code != 404 {
+			t.Errorf("the privately uploaded file is public: GET /files/%s answered %d", h, code)
+		}
+	})
 }

@@ -80,7 +80,7 @@ func (w *octiWorld) start(t testing.TB) (stop func() int, logs *bytes.Buffer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &lockedWriter{w: &errb}, getenv: func(string) string { return "" },
-		environ: w.env, octiTune: octiFast}
+		environ: w.env, octiTune: octiFast, analysisPoll: fastPoll}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"opencti"}, e) }()
 	t.Cleanup(func() {
@@ -340,30 +340,57 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestOpenCTIUploadsUnseenArtifactsAndURLs(t *testing.T) {
-	w := newOctiWorld(t, fakevt.Config{Seed: 7, UnknownPercent: 100, AnalysisDelay: 300 * time.Millisecond}, nil)
-	stop, _ := w.start(t)
-	defer stop()
-	art := w.platform.AddEntity(fakeocti.Entity{Type: "Artifact", ImportFiles: []fakeocti.ImportFile{{Name: "sample.bin", Data: []byte("an artifact nobody has seen before 7f3a")}}})
-	st := w.enrich(t, art)
-	if len(st.Errors) > 0 {
-		t.Fatalf("artifact work errors: %+v", st.Errors)
-	}
-	if n := w.vt.Stats().ByEndpoint["POST /files"]; n != 1 {
-		t.Errorf("%d uploads, want 1", n)
-	}
-	u := w.platform.AddEntity(fakeocti.Entity{Type: "Url", Value: "http://never-seen.example.org/path?x='1'"})
-	st = w.enrich(t, u)
-	if len(st.Errors) > 0 {
-		t.Fatalf("URL work errors: %+v", st.Errors)
-	}
-	if n := w.vt.Stats().ByEndpoint["POST /urls"]; n != 1 {
-		t.Errorf("%d URL submissions, want 1", n)
-	}
-	// The enriched objects came back with the new verdicts.
-	for _, id := range []string{art, u} {
-		if _, ok := w.platform.Objects()[id]; !ok {
-			t.Errorf("%s was not pushed back after its analysis", id)
-		}
+	for _, mode := range []string{"public", "private"} {
+		t.Run(mode, func(t *testing.T) {
+			w := newOctiWorld(t, fakevt.Config{Seed: 7, UnknownPercent: 100, AnalysisDelay: 300 * time.Millisecond},
+				map[string]string{"VIRUSTOTAL_UPLOAD_MODE": mode})
+			stop, _ := w.start(t)
+			defer stop()
+			fileUpload, urlScan := "POST /files", "POST /urls"
+			if mode == "private" {
+				fileUpload, urlScan = "POST /private/files", "POST /private/urls"
+			}
+			art := w.platform.AddEntity(fakeocti.Entity{Type: "Artifact", ImportFiles: []fakeocti.ImportFile{{Name: "sample.bin", Data: []byte("an artifact nobody has seen before 7f3a")}}})
+			st := w.enrich(t, art)
+			if len(st.Errors) > 0 {
+				t.Fatalf("artifact work errors: %+v", st.Errors)
+			}
+			if n := w.vt.Stats().ByEndpoint[fileUpload]; n != 1 {
+				t.Errorf("%d uploads (%s), want 1 (endpoints %v)", n, fileUpload, w.vt.Stats().ByEndpoint)
+			}
+			u := w.platform.AddEntity(fakeocti.Entity{Type: "Url", Value: "http://never-seen.example.org/path?x='1'"})
+			st = w.enrich(t, u)
+			if len(st.Errors) > 0 {
+				t.Fatalf("URL work errors: %+v", st.Errors)
+			}
+			if n := w.vt.Stats().ByEndpoint[urlScan]; n != 1 {
+				t.Errorf("%d URL submissions (%s), want 1", n, urlScan)
+			}
+			// The enriched objects came back with the new verdicts.
+			for _, id := range []string{art, u} {
+				if _, ok := w.platform.Objects()[id]; !ok {
+					t.Errorf("%s was not pushed back after its analysis", id)
+				}
+			}
+			if mode != "private" {
+				return
+			}
+			for ep, n := range w.vt.Stats().ByEndpoint {
+				switch ep {
+				case "POST /files", "GET /files/upload_url", "POST /urls", "POST /urls/{id}/analyse", "POST /files/{id}/analyse", "GET /analyses/{id}":
+					t.Errorf("private mode sent %d requests to the public endpoint %s", n, ep)
+				}
+			}
+			private := 0
+			for _, n := range w.objectsOfType("note") {
+				if c, _ := n["content"].(string); strings.Contains(c, "private analysis") {
+					private++
+				}
+			}
+			if private != 2 {
+				t.Errorf("%d notes say the report is private, want 2 (artifact and URL)", private)
+			}
+		})
 	}
 }
 
