@@ -14,6 +14,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+
+	"github.com/vtconnector/vtconnector/internal/retry"
 )
 
 // Dialects, as returned by Dialect.
@@ -379,12 +381,8 @@ func retryBusy(ctx context.Context, fn func() error) error {
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
 			return err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return err
 		}
 		wait = min(wait*2, 500*time.Millisecond)
 	}

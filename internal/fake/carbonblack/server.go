@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/retry"
 )
 
 // Config shapes the simulated server. The zero value is a fault-free server
@@ -212,14 +214,7 @@ func (s *Server) wait(ctx context.Context) bool {
 	if s.cfg.Latency <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(s.cfg.Latency)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return retry.Sleep(ctx, s.cfg.Latency) == nil
 }
 
 // handleInfo answers GET /api/info with the top-level keys and value types

@@ -2,10 +2,11 @@ package vt
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/retry"
 )
 
 // defaultSlowDelay is how late a slow answer comes when SlowDelay is 0.
@@ -105,7 +106,7 @@ func (s *Server) serveAdmitted(w http.ResponseWriter, r *http.Request, rt *route
 		if d <= 0 {
 			d = defaultSlowDelay
 		}
-		if !sleepCtx(r.Context(), d) {
+		if retry.Sleep(r.Context(), d) != nil {
 			s.count(func(st *Stats) { st.Canceled++ })
 			return
 		}
@@ -125,17 +126,6 @@ func (s *Server) serveAdmitted(w http.ResponseWriter, r *http.Request, rt *route
 		return
 	}
 	rt.handle(w, r, rq)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // bufferWriter keeps an answer to be mangled.

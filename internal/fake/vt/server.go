@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/retry"
 )
 
 // Config shapes the simulated service. The zero value is a permissive,
@@ -466,14 +468,7 @@ func (s *Server) wait(ctx context.Context) bool {
 	if s.cfg.Latency <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(s.cfg.Latency)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return retry.Sleep(ctx, s.cfg.Latency) == nil
 }
 
 // nextSeq returns a fresh sequence number. s.mu must be held.
