@@ -242,7 +242,7 @@ func (e *Engine) Do(ctx context.Context, co CallOptions, fn func(ctx context.Con
 			if err := retry.Sleep(ctx, backoff); err != nil {
 				return err
 			}
-			backoff = min(backoff*2, time.Minute)
+			backoff = retry.Backoff{First: 2 * time.Second, Max: time.Minute}.Next(backoff)
 		default:
 			e.failures.Add(1)
 			return err

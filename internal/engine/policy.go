@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vtconnector/vtconnector/internal/retry"
 	"github.com/vtconnector/vtconnector/internal/stix"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
@@ -200,11 +201,7 @@ func (p AnalysisPolicy) withDefaults() AnalysisPolicy {
 
 // interval is the wait before poll number polls+1.
 func (p AnalysisPolicy) interval(polls int) time.Duration {
-	d := p.FirstPoll
-	for i := 0; i < polls && d < p.MaxInterval; i++ {
-		d *= 2
-	}
-	return min(d, p.MaxInterval)
+	return retry.Backoff{First: p.FirstPoll, Max: p.MaxInterval}.Nth(polls + 1)
 }
 
 // UploadDeadline bounds one upload attempt of size bytes: a minute plus

@@ -227,6 +227,9 @@ func (c *Connector) register(ctx context.Context) error {
 	return nil
 }
 
+// brokerBackoff spaces reconnections to RabbitMQ.
+var brokerBackoff = retry.Backoff{First: time.Second, Max: 30 * time.Second}
+
 func (c *Connector) pingLoop(ctx context.Context) {
 	for {
 		if _, err := c.d.Platform.Ping(ctx, c.cfg.ConnectorID, "null", c.version); err != nil && ctx.Err() == nil {
@@ -253,7 +256,7 @@ func (c *Connector) consumeLoop(ctx context.Context) {
 			if retry.Sleep(ctx, wait) != nil {
 				return
 			}
-			wait = min(wait*2, 30*time.Second)
+			wait = brokerBackoff.Next(wait)
 			continue
 		}
 		ch, err := conn.Channel()
@@ -270,7 +273,7 @@ func (c *Connector) consumeLoop(ctx context.Context) {
 			if retry.Sleep(ctx, wait) != nil {
 				return
 			}
-			wait = min(wait*2, 30*time.Second)
+			wait = brokerBackoff.Next(wait)
 			continue
 		}
 		wait = time.Second

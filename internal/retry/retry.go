@@ -48,6 +48,19 @@ func (b Backoff) Next(d time.Duration) time.Duration {
 	return min(d*2, ceil)
 }
 
+// Nth returns the nth wait (n ≥ 1): First·2ⁿ⁻¹, at most Max.
+func (b Backoff) Nth(n int) time.Duration {
+	d := b.Next(0)
+	for i := 1; i < n; i++ {
+		next := b.Next(d)
+		if next == d {
+			break
+		}
+		d = next
+	}
+	return d
+}
+
 // Until runs op until it returns nil, until stop(err) says the error is
 // final, or until ctx ends; it waits with backoff between attempts and
 // calls failed (when not nil) after each failed attempt with the error

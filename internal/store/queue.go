@@ -415,7 +415,7 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 			msg = "rate limited until " + o.at.UTC().Format(time.RFC3339)
 		case outcomeTransient:
 			attempts++
-			state, next, msg = StateRetry, now.Add(s.backoff.after(attempts)), o.message()
+			state, next, msg = StateRetry, now.Add(s.backoff.Nth(attempts)), o.message()
 		case outcomeAuth:
 			state, msg = StateQueued, o.message()
 			res, err := tx.ExecContext(ctx, pauseQueueSQL, o.message(), dbTime(now))
@@ -451,15 +451,6 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 		s.log.Error("work queue paused until resumed: VirusTotal refused the key", "item", id, "error", o.message())
 	}
 	return nil
-}
-
-// after is the wait after the nth failed attempt: base·2ⁿ⁻¹, at most max.
-func (b backoff) after(n int) time.Duration {
-	d := b.base
-	for i := 1; i < n && d < b.max; i++ {
-		d *= 2
-	}
-	return min(d, b.max)
 }
 
 // PauseState says whether the queue is paused.

@@ -32,7 +32,7 @@ type Store struct {
 	dsn     string // redacted, for messages
 	log     *slog.Logger
 	now     func() time.Time
-	backoff backoff
+	backoff retry.Backoff
 
 	// writes serialises this process's writers on SQLite, which allows one
 	// writer at a time anyway: they queue here instead of spinning in
@@ -41,12 +41,10 @@ type Store struct {
 	writes chan struct{}
 }
 
-type backoff struct{ base, max time.Duration }
-
 type options struct {
 	log      *slog.Logger
 	now      func() time.Time
-	backoff  backoff
+	backoff  retry.Backoff
 	maxConns int
 }
 
@@ -64,7 +62,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // first failure, doubling with each further one, at most max (default 30 s
 // and 1 h).
 func WithBackoff(base, max time.Duration) Option {
-	return func(o *options) { o.backoff = backoff{base, max} }
+	return func(o *options) { o.backoff = retry.Backoff{First: base, Max: max} }
 }
 
 // WithMaxConns bounds the connection pool (default 10 on PostgreSQL, 8 on
@@ -87,13 +85,13 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	o := options{
 		log:     slog.New(slog.DiscardHandler),
 		now:     time.Now,
-		backoff: backoff{30 * time.Second, time.Hour},
+		backoff: retry.Backoff{First: 30 * time.Second, Max: time.Hour},
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.backoff.base <= 0 || o.backoff.max < o.backoff.base {
-		return nil, fmt.Errorf("store: open: backoff base %s and max %s: base must be positive and not above max", o.backoff.base, o.backoff.max)
+	if o.backoff.First <= 0 || o.backoff.Max < o.backoff.First {
+		return nil, fmt.Errorf("store: open: backoff base %s and max %s: base must be positive and not above max", o.backoff.First, o.backoff.Max)
 	}
 	t, err := parseDSN(dsn)
 	if err != nil {
@@ -384,7 +382,7 @@ func retryBusy(ctx context.Context, fn func() error) error {
 		if err := retry.Sleep(ctx, wait); err != nil {
 			return err
 		}
-		wait = min(wait*2, 500*time.Millisecond)
+		wait = retry.Backoff{First: 10 * time.Millisecond, Max: 500 * time.Millisecond}.Next(wait)
 	}
 }
 
