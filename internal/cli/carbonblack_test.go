@@ -621,6 +621,10 @@ func TestCarbonBlackDeepScanUploadsUnknownBinaries(t *testing.T) {
 			if page := w.get(t, "/status"); !strings.Contains(page, "Uploads refused by the upload policy") || !strings.Contains(page, "file_type") {
 				t.Errorf("the status page does not show the refused uploads")
 			}
+			logb, _ := os.ReadFile(filepath.Join(w.dir, "connector.log"))
+			if n := strings.Count(string(logb), "upload refused (file_type)"); n < len(other) {
+				t.Errorf("the log names %d file_type refusals, want %d", n, len(other))
+			}
 		})
 	}
 }
