@@ -266,6 +266,27 @@ func iniKey(f *field[CarbonBlack]) string { return f.INI }
 
 // readINI returns the [bridge] keys (lower-cased, values cleaned the way
 // Python 2's RawConfigParser did) and warnings about other sections.
+// badINILine finds the first line that is not blank, a comment, a
+// [section] header, a continuation (indented) or key=value / key: value,
+// and says what is wrong with it without quoting it; 0 when there is none.
+func badINILine(data []byte) (int, string) {
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimRight(line, "\r")
+		trimmed := strings.TrimSpace(t)
+		switch {
+		case trimmed == "", strings.HasPrefix(trimmed, "#"), strings.HasPrefix(trimmed, ";"),
+			t != "" && (t[0] == ' ' || t[0] == '\t'):
+		case strings.HasPrefix(trimmed, "["):
+			if !strings.HasSuffix(trimmed, "]") {
+				return i + 1, "a [section] header without its closing ]"
+			}
+		case !strings.ContainsAny(trimmed, "=:"):
+			return i + 1, "neither a [section], a comment nor a key=value setting"
+		}
+	}
+	return 0, ""
+}
+
 func readINI(data []byte, source string) (map[string]string, []Warning, error) {
 	f, err := ini.LoadSources(ini.LoadOptions{
 		IgnoreInlineComment:        true, // Python 2 rules are applied below
@@ -276,7 +297,12 @@ func readINI(data []byte, source string) (map[string]string, []Warning, error) {
 		KeyValueDelimiters:         "=:",
 	}, data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: not a valid INI file: %w", source, err)
+		// The library quotes the offending line, which may hold a token:
+		// name the line instead.
+		if n, why := badINILine(data); n > 0 {
+			return nil, nil, fmt.Errorf("%s: not a valid INI file: line %d is %s (its text is not shown: it may hold a secret)", source, n, why)
+		}
+		return nil, nil, fmt.Errorf("%s: not a valid INI file (the parser's message is not shown: it may quote a secret)", source)
 	}
 	var warns []Warning
 	bridge, err := f.GetSection(iniSection)

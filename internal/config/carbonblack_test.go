@@ -601,3 +601,11 @@ func TestCarbonBlackSeedReadme(t *testing.T) {
 		t.Errorf("RescanWindow = %v, want 365 days", c.RescanWindow)
 	}
 }
+
+func TestMalformedLineIsNamedNotQuoted(t *testing.T) {
+	const secret = "tok3n-never-shown"
+	_, _, err := ParseCarbonBlack([]byte("[bridge]\nlistener_port=4000\ncarbonblack_server_token "+secret+"\n"), "connector.conf")
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("error = %v; want line 3 named and the line's text (a token) not shown", err)
+	}
+}

@@ -47,6 +47,9 @@ func parseRescanWindow(s string) (d time.Duration, minutes bool, err error) {
 			return 0, false, errors.New(rescanUnits)
 		}
 		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err == nil && n <= 0 {
+			return 0, false, errors.New("must be positive (a zero or negative window would ask VirusTotal to rescan on every lookup); use NEVER to disable rescans")
+		}
 		if err != nil || n > int64(math.MaxInt64/unit) {
 			return 0, false, errors.New("too large")
 		}

@@ -56,3 +56,11 @@ func TestParseRescanWindow(t *testing.T) {
 		})
 	}
 }
+
+func TestRescanWindowOverflowIsRefused(t *testing.T) {
+	for _, s := range []string{"-9223372036854775807S", "-1H", "-0W", "9223372036854775807W"} {
+		if d, _, err := parseRescanWindow(s); err == nil {
+			t.Errorf("parseRescanWindow(%q) = %s, want an error", s, d)
+		}
+	}
+}

@@ -1,12 +1,13 @@
 package config
 
 import (
+	"github.com/vtconnector/vtconnector/internal/redact"
+
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 )
 
 const redacted = "[redacted]"
@@ -81,31 +82,4 @@ func formatRedacted(f fmt.State, verb rune, s string) {
 
 // redactDSN hides the password of a URL's user information and the value
 // of password-like query parameters.
-func redactDSN(s string) string {
-	rest, query, hasQuery := strings.Cut(s, "?")
-	if scheme, after, ok := strings.Cut(rest, "://"); ok {
-		end := strings.IndexAny(after, "/#")
-		if end < 0 {
-			end = len(after)
-		}
-		authority, path := after[:end], after[end:]
-		if at := strings.LastIndexByte(authority, '@'); at >= 0 {
-			if user, _, ok := strings.Cut(authority[:at], ":"); ok {
-				authority = user + ":" + redacted + authority[at:]
-			}
-		}
-		rest = scheme + "://" + authority + path
-	}
-	if !hasQuery {
-		return rest
-	}
-	params := strings.Split(query, "&")
-	for i, p := range params {
-		k, _, _ := strings.Cut(p, "=")
-		switch strings.ToLower(k) {
-		case "password", "pass", "sslpassword", "passwd":
-			params[i] = k + "=" + redacted
-		}
-	}
-	return rest + "?" + strings.Join(params, "&")
-}
+func redactDSN(s string) string { return redact.DSN(s) }

@@ -7,10 +7,13 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/redact"
 )
 
 // Warning is a configuration problem that does not stop the program: a
@@ -367,6 +370,10 @@ func parseLogLevel(s string) (slog.Level, error) {
 
 func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
 
+// keywordDSN recognises a libpq keyword/value DSN ("host=db user=…"),
+// which would otherwise be taken for an SQLite file name.
+var keywordDSN = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|sslmode|service)\s*=`)
+
 // parseDSN checks the form of a database URL; the store opens it.
 func parseDSN(s string) (DSN, error) {
 	s = strings.TrimSpace(s)
@@ -383,7 +390,9 @@ func parseDSN(s string) (DSN, error) {
 	case strings.HasPrefix(lower, "file:"):
 	case strings.Contains(s, "://"):
 		scheme, _, _ := strings.Cut(s, "://")
-		return "", fmt.Errorf("unsupported scheme %q: use a file path, sqlite://PATH, file:PATH or postgres://USER:PASSWORD@HOST/DB", scheme)
+		return "", fmt.Errorf("unsupported scheme %q: use a file path, sqlite://PATH, file:PATH or postgres://USER:PASSWORD@HOST/DB", redact.DSN(scheme))
+	case keywordDSN.MatchString(s):
+		return "", errors.New("a PostgreSQL key=value DSN (host=… password=…) is not supported: use postgres://USER:PASSWORD@HOST/DB")
 	}
 	return DSN(s), nil
 }

@@ -9,12 +9,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 
+	"github.com/vtconnector/vtconnector/internal/redact"
 	"github.com/vtconnector/vtconnector/internal/retry"
 )
 
@@ -186,6 +188,10 @@ type target struct {
 	journal string
 }
 
+// keywordDSN recognises a libpq keyword/value DSN ("host=db user=…"),
+// which would otherwise be taken for an SQLite file name.
+var keywordDSN = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|sslmode|service)\s*=`)
+
 func parseDSN(dsn string) (target, error) {
 	dsn = strings.TrimSpace(dsn)
 	lower := strings.ToLower(dsn)
@@ -193,7 +199,7 @@ func parseDSN(dsn string) (target, error) {
 	case dsn == "":
 		return target{}, errors.New("empty database DSN")
 	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
-		return target{dialect: DialectPostgres, driver: "pgx", dsn: dsn, redacted: redact(dsn)}, nil
+		return target{dialect: DialectPostgres, driver: "pgx", dsn: dsn, redacted: redact.DSN(dsn)}, nil
 	}
 	var path, query, base string
 	switch {
@@ -219,6 +225,8 @@ func parseDSN(dsn string) (target, error) {
 	case strings.Contains(dsn, "://"):
 		scheme, _, _ := strings.Cut(dsn, "://")
 		return target{}, fmt.Errorf("unsupported database URL scheme %q: use a file path, sqlite://PATH, file:PATH or postgres://", scheme)
+	case keywordDSN.MatchString(dsn):
+		return target{}, errors.New("a PostgreSQL key=value DSN (host=… password=…) is not supported: use postgres://USER:PASSWORD@HOST/DB")
 	default:
 		path, query, _ = strings.Cut(dsn, "?")
 		base = path
@@ -278,17 +286,6 @@ func hasPragma(q url.Values, name string) bool {
 
 // redact hides the password of a PostgreSQL URL, in its user info and in
 // a password parameter.
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "postgres://[unparseable DSN redacted]"
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
-}
 
 // lockWrites holds this process's other SQLite writers off until unlock.
 func (s *Store) lockWrites(ctx context.Context) (unlock func(), err error) {

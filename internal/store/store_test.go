@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+
+	"github.com/vtconnector/vtconnector/internal/redact"
 )
 
 func TestMain(m *testing.M) {
@@ -306,10 +308,12 @@ func TestOpenNeverShowsThePassword(t *testing.T) {
 		"postgres://vtc:hunter2@127.0.0.1:1/vtc?sslmode=disable&connect_timeout=2",
 		"postgresql://vtc@127.0.0.1:1/vtc?sslmode=disable&connect_timeout=2&password=hunter2",
 		"postgres://vtc:hunter2@[::1/vtc",
+		"postgres://vtc:hunter2/x?y#z@127.0.0.1:1/vtc?connect_timeout=2",
+		"host=127.0.0.1 port=1 user=vtc password=hunter2 dbname=vtc",
 	} {
 		_, err := Open(t.Context(), dsn)
 		if err == nil {
-			t.Fatalf("Open(%s) succeeded", redact(dsn))
+			t.Fatalf("Open(%s) succeeded", redact.DSN(dsn))
 		}
 		if strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("Open error shows the password: %v", err)
