@@ -563,31 +563,6 @@ func TestIndexErrorsDoNotLeak(t *testing.T) {
 	}
 }
 
-// startFeedServer runs s until the test ends and waits until it listens;
-// wait returns Run's result (it may be called more than once).
-func startFeedServer(t *testing.T, s *Server) (cancel context.CancelFunc, wait func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	var runErr error
-	done := make(chan struct{})
-	go func() {
-		runErr = s.Run(ctx)
-		close(done)
-	}()
-	wait = func() error { <-done; return runErr }
-	select {
-	case <-s.Ready():
-	case <-done:
-		cancel()
-		t.Fatalf("Run = %v before the server got ready", runErr)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = wait()
-	})
-	return cancel, wait
-}
-
 func TestRunServesAndShutsDownGracefully(t *testing.T) {
 	lister := &stubVerdictLister{vs: goldenVerdicts(), entered: make(chan struct{}, 1), release: make(chan struct{})}
 	c := newFixedFeedCache()
@@ -598,7 +573,7 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 	if s.Addr() != "" {
 		t.Errorf("Addr before Run = %q", s.Addr())
 	}
-	cancel, wait := startFeedServer(t, s)
+	cancel, wait := httpservertest.Start(t, s)
 	host, port, err := net.SplitHostPort(s.Addr())
 	if err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("Addr = %q", s.Addr())
@@ -647,7 +622,7 @@ func TestRunShutdownTimeoutClosesConnections(t *testing.T) {
 	defer close(lister.release)
 	c := newFixedFeedCache()
 	s := NewServer(ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 50 * time.Millisecond}, c, lister, nil)
-	cancel, wait := startFeedServer(t, s)
+	cancel, wait := httpservertest.Start(t, s)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	failed := make(chan error, 1)
@@ -692,7 +667,7 @@ func TestRunTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewServer(ServerConfig{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, Username: "cb", Password: "pw"}, c, nil, nil)
-	startFeedServer(t, s)
+	httpservertest.Start(t, s)
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	defer tr.CloseIdleConnections()

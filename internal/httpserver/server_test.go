@@ -81,31 +81,6 @@ func (h logLines) linesUntil(t *testing.T, want string) []string {
 	}
 }
 
-// start runs s until the test ends and waits until it listens; wait
-// returns Run's result (it may be called more than once).
-func start(t *testing.T, s *Server) (cancel context.CancelFunc, wait func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	var runErr error
-	done := make(chan struct{})
-	go func() {
-		runErr = s.Run(ctx)
-		close(done)
-	}()
-	wait = func() error { <-done; return runErr }
-	select {
-	case <-s.Ready():
-	case <-done:
-		cancel()
-		t.Fatalf("Run = %v before the server got ready", runErr)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = wait()
-	})
-	return cancel, wait
-}
-
 // client returns a client with its own transport, closed at the end of
 // the test.
 func client(t *testing.T, tlsCfg *tls.Config) *http.Client {
@@ -158,7 +133,7 @@ func TestPortZeroReadiness(t *testing.T) {
 	if s.Addr() != "" {
 		t.Errorf("Addr before Run = %q", s.Addr())
 	}
-	start(t, s)
+	httpservertest.Start(t, s)
 	host, port, err := net.SplitHostPort(s.Addr())
 	if err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("Addr = %q", s.Addr())
@@ -177,7 +152,7 @@ func TestGivenListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := New(Config{Listener: ln}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }), nil)
-	cancel, wait := start(t, s)
+	cancel, wait := httpservertest.Start(t, s)
 	if s.Addr() != ln.Addr().String() {
 		t.Errorf("Addr = %q, want the listener's %q", s.Addr(), ln.Addr())
 	}
@@ -204,7 +179,7 @@ func TestGracefulShutdownFinishesRequestInFlight(t *testing.T) {
 		}
 		fmt.Fprint(w, "finished")
 	}), nil)
-	cancel, wait := start(t, s)
+	cancel, wait := httpservertest.Start(t, s)
 	type result struct {
 		code int
 		body string
@@ -240,7 +215,7 @@ func TestShutdownGraceOverClosesConnections(t *testing.T) {
 	logs := newLogLines()
 	s := New(Config{Name: "stuck", Addr: "127.0.0.1:0", ShutdownTimeout: 50 * time.Millisecond},
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { close(entered); <-release }), slog.New(logs))
-	cancel, wait := start(t, s)
+	cancel, wait := httpservertest.Start(t, s)
 	failed := make(chan error, 1)
 	c := client(t, nil)
 	go func() {
@@ -274,7 +249,7 @@ func TestPanicGives500AndServerKeepsServing(t *testing.T) {
 	})
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "fine") })
 	s := New(Config{Name: "feed server", Addr: "127.0.0.1:0"}, mux, slog.New(logs))
-	start(t, s)
+	httpservertest.Start(t, s)
 	c := client(t, nil)
 	base := "http://" + s.Addr()
 
@@ -317,7 +292,7 @@ func TestAbortHandlerIsNotLogged(t *testing.T) {
 	s := New(Config{Addr: "127.0.0.1:0"}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic(http.ErrAbortHandler)
 	}), slog.New(logs))
-	start(t, s)
+	httpservertest.Start(t, s)
 	if _, _, err := get(t, client(t, nil), "http://"+s.Addr()+"/"); err == nil {
 		t.Error("an aborted handler's request succeeded")
 	}
@@ -333,7 +308,7 @@ func TestAbortHandlerIsNotLogged(t *testing.T) {
 func TestSlowlorisIsCutOff(t *testing.T) {
 	s := New(Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: 100 * time.Millisecond},
 		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }), nil)
-	start(t, s)
+	httpservertest.Start(t, s)
 	conn, err := net.Dial("tcp", s.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -391,7 +366,7 @@ func TestTLS(t *testing.T) {
 			}
 			fmt.Fprint(w, "secure")
 		}), slog.New(logs))
-	start(t, s)
+	httpservertest.Start(t, s)
 	if u := <-urls; u != "https://"+s.Addr() {
 		t.Errorf("OnListen got %q, want https://%s", u, s.Addr())
 	}

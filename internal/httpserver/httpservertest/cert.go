@@ -1,5 +1,3 @@
-// Package httpservertest holds test helpers for servers run by
-// internal/httpserver. Like httpserver, it imports no vtconnector package.
 package httpservertest
 
 import (
