@@ -92,7 +92,7 @@ type Server struct {
 	feed     *FeedCache
 	verdicts VerdictLister
 	log      *slog.Logger
-	http     *httpserver.Server
+	runner   *httpserver.Server
 	authUser [sha256.Size]byte
 	authPass [sha256.Size]byte
 	auth     bool
@@ -125,7 +125,7 @@ func NewServer(cfg ServerConfig, feed *FeedCache, verdicts VerdictLister, log *s
 	if cfg.Mount != nil {
 		cfg.Mount(mux) // e.g. /status and /metrics
 	}
-	s.http = httpserver.New(httpserver.Config{
+	s.runner = httpserver.New(httpserver.Config{
 		Name: "feed server", Addr: cfg.Addr, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout,
 		IdleTimeout: cfg.IdleTimeout, ShutdownTimeout: cfg.ShutdownTimeout,
@@ -136,14 +136,14 @@ func NewServer(cfg ServerConfig, feed *FeedCache, verdicts VerdictLister, log *s
 
 // Handler is the server's HTTP handler, with authentication, panic
 // recovery and logging (for tests and for embedding).
-func (s *Server) Handler() http.Handler { return s.http.Handler() }
+func (s *Server) Handler() http.Handler { return s.runner.Handler() }
 
 // Ready is closed once the server listens.
-func (s *Server) Ready() <-chan struct{} { return s.http.Ready() }
+func (s *Server) Ready() <-chan struct{} { return s.runner.Ready() }
 
 // Addr is the address the server listens on (the real port when the
 // configured one is 0), or "" before it listens.
-func (s *Server) Addr() string { return s.http.Addr() }
+func (s *Server) Addr() string { return s.runner.Addr() }
 
 // Run listens and serves until ctx ends, then shuts down gracefully: it
 // stops accepting connections and gives in-flight requests up to
@@ -154,7 +154,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
 	}
-	if err := s.http.Run(ctx); err != nil {
+	if err := s.runner.Run(ctx); err != nil {
 		return fmt.Errorf("carbonblack: feed server: %w", err)
 	}
 	s.log.Info("feed server stopped", "addr", s.Addr())
