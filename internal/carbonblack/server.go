@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -13,14 +12,13 @@ import (
 	"html/template"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/httpserver"
 )
 
 // VerdictLister pages through every verdict the connector holds, for the
@@ -45,12 +43,12 @@ type ServerConfig struct {
 	// PageSize is the number of verdicts per page of the HTML index
 	// (default 100, at most 1000).
 	PageSize int
-	// Timeouts; zero means the default.
-	ReadHeaderTimeout time.Duration // default 10s
-	ReadTimeout       time.Duration // default 30s
-	WriteTimeout      time.Duration // default 5m: a large feed over a slow link
-	IdleTimeout       time.Duration // default 2m
-	ShutdownTimeout   time.Duration // default 15s: in-flight requests' grace period
+	// Timeouts; zero means the default of internal/httpserver.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration // a large feed over a slow link
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration // in-flight requests' grace period
 }
 
 // Validate reports configuration mistakes.
@@ -80,16 +78,6 @@ const (
 )
 
 func (c ServerConfig) withDefaults() ServerConfig {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.ReadHeaderTimeout, 10*time.Second)
-	def(&c.ReadTimeout, 30*time.Second)
-	def(&c.WriteTimeout, 5*time.Minute)
-	def(&c.IdleTimeout, 2*time.Minute)
-	def(&c.ShutdownTimeout, 15*time.Second)
 	if c.PageSize <= 0 {
 		c.PageSize = defaultPageSize
 	}
@@ -104,14 +92,10 @@ type Server struct {
 	feed     *FeedCache
 	verdicts VerdictLister
 	log      *slog.Logger
-	handler  http.Handler
+	runner   *httpserver.Server
 	authUser [sha256.Size]byte
 	authPass [sha256.Size]byte
 	auth     bool
-
-	started atomic.Bool
-	ready   chan struct{}
-	addr    atomic.Pointer[string]
 }
 
 // NewServer returns a server for feed and verdicts; verdicts may be nil,
@@ -125,7 +109,6 @@ func NewServer(cfg ServerConfig, feed *FeedCache, verdicts VerdictLister, log *s
 		feed:     feed,
 		verdicts: verdicts,
 		log:      log,
-		ready:    make(chan struct{}),
 	}
 	if cfg.Username != "" && cfg.Password != "" {
 		s.auth = true
@@ -142,149 +125,57 @@ func NewServer(cfg ServerConfig, feed *FeedCache, verdicts VerdictLister, log *s
 	if cfg.Mount != nil {
 		cfg.Mount(mux) // e.g. /status and /metrics
 	}
-	s.handler = s.middleware(mux)
+	s.runner = httpserver.New(httpserver.Config{
+		Name: "feed server", Addr: cfg.Addr, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout: cfg.IdleTimeout, ShutdownTimeout: cfg.ShutdownTimeout,
+		OnListen: func(url string) { log.Info("feed server listening", "url", url, "basic_auth", s.auth) },
+	}, s.guard(mux), log)
 	return s
 }
 
 // Handler is the server's HTTP handler, with authentication, panic
 // recovery and logging (for tests and for embedding).
-func (s *Server) Handler() http.Handler { return s.handler }
+func (s *Server) Handler() http.Handler { return s.runner.Handler() }
 
 // Ready is closed once the server listens.
-func (s *Server) Ready() <-chan struct{} { return s.ready }
+func (s *Server) Ready() <-chan struct{} { return s.runner.Ready() }
 
 // Addr is the address the server listens on (the real port when the
 // configured one is 0), or "" before it listens.
-func (s *Server) Addr() string {
-	if p := s.addr.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
+func (s *Server) Addr() string { return s.runner.Addr() }
 
 // Run listens and serves until ctx ends, then shuts down gracefully: it
 // stops accepting connections and gives in-flight requests up to
 // ShutdownTimeout to finish. It returns nil after a shutdown caused by ctx,
-// and an error when the server cannot listen or fails. Run may be called
-// once.
+// and an error when the configuration is wrong or the server cannot listen
+// or fails. Run may be called once.
 func (s *Server) Run(ctx context.Context) error {
-	if !s.started.CompareAndSwap(false, true) {
-		return errors.New("carbonblack: feed server: Run called twice")
-	}
 	if err := s.cfg.Validate(); err != nil {
 		return err
 	}
-	var tlsCfg *tls.Config
-	if s.cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
-		if err != nil {
-			return fmt.Errorf("carbonblack: feed server: load certificate: %w", err)
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("carbonblack: feed server: listen: %w", err)
-	}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.WriteTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		// Requests outlive ctx by the shutdown grace period.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	addr := ln.Addr().String()
-	s.addr.Store(&addr)
-	scheme := "http"
-	if tlsCfg != nil {
-		scheme = "https"
-	}
-	s.log.Info("feed server listening", "addr", addr, "scheme", scheme, "basic_auth", s.auth)
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	close(s.ready)
-
-	select {
-	case err := <-served:
+	if err := s.runner.Run(ctx); err != nil {
 		return fmt.Errorf("carbonblack: feed server: %w", err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if err != nil {
-		s.log.Warn("feed server shutdown timed out; closing connections", "error", err)
-		_ = srv.Close()
-	}
-	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("carbonblack: feed server: %w", serr)
-	}
-	s.log.Info("feed server stopped", "addr", addr)
+	s.log.Info("feed server stopped", "addr", s.Addr())
 	return nil
 }
 
-// ---------------------------------------------------------------------
-// Middleware
-
-// statusWriter records the status for the log and for panic recovery.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (s *Server) middleware(next http.Handler) http.Handler {
+// guard sets the security headers of every answer and requires the basic
+// authentication credentials, when configured, on every route but
+// /healthz.
+func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked, not wrapped
-					panic(p)
-				}
-				s.log.Error("feed server: handler panic", "method", r.Method, "path", r.URL.Path,
-					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				if sw.status == 0 {
-					plainError(sw, http.StatusInternalServerError)
-				}
-			}
-			s.log.Debug("feed server request", "method", r.Method, "path", r.URL.Path,
-				"status", sw.status, "remote", r.RemoteAddr, "duration", time.Since(start))
-		}()
-		h := sw.Header()
+		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		if s.auth && r.URL.Path != "/healthz" && !s.authorized(r) {
 			s.log.Info("feed server: authentication failed", "path", r.URL.Path, "remote", r.RemoteAddr)
 			h.Set("WWW-Authenticate", `Basic realm="vtconnector", charset="UTF-8"`)
-			plainError(sw, http.StatusUnauthorized)
+			plainError(w, http.StatusUnauthorized)
 			return
 		}
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -4,26 +4,17 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +23,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+
+	"github.com/vtconnector/vtconnector/internal/httpserver/httpservertest"
 )
 
 // TestMain checks that no test leaves a goroutine behind (the feed server
@@ -570,31 +563,6 @@ func TestIndexErrorsDoNotLeak(t *testing.T) {
 	}
 }
 
-// startFeedServer runs s until the test ends and waits until it listens;
-// wait returns Run's result (it may be called more than once).
-func startFeedServer(t *testing.T, s *Server) (cancel context.CancelFunc, wait func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	var runErr error
-	done := make(chan struct{})
-	go func() {
-		runErr = s.Run(ctx)
-		close(done)
-	}()
-	wait = func() error { <-done; return runErr }
-	select {
-	case <-s.Ready():
-	case <-done:
-		cancel()
-		t.Fatalf("Run = %v before the server got ready", runErr)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = wait()
-	})
-	return cancel, wait
-}
-
 func TestRunServesAndShutsDownGracefully(t *testing.T) {
 	lister := &stubVerdictLister{vs: goldenVerdicts(), entered: make(chan struct{}, 1), release: make(chan struct{})}
 	c := newFixedFeedCache()
@@ -605,7 +573,7 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 	if s.Addr() != "" {
 		t.Errorf("Addr before Run = %q", s.Addr())
 	}
-	cancel, wait := startFeedServer(t, s)
+	cancel, wait := httpservertest.Start(t, s)
 	host, port, err := net.SplitHostPort(s.Addr())
 	if err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("Addr = %q", s.Addr())
@@ -654,7 +622,7 @@ func TestRunShutdownTimeoutClosesConnections(t *testing.T) {
 	defer close(lister.release)
 	c := newFixedFeedCache()
 	s := NewServer(ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 50 * time.Millisecond}, c, lister, nil)
-	cancel, wait := startFeedServer(t, s)
+	cancel, wait := httpservertest.Start(t, s)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	failed := make(chan error, 1)
@@ -692,57 +660,14 @@ func TestRunListenError(t *testing.T) {
 	}
 }
 
-// writeSelfSignedCert writes a certificate and key for 127.0.0.1 and returns
-// their paths and a pool that trusts the certificate.
-func writeSelfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "vtconnector test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 func TestRunTLS(t *testing.T) {
-	certFile, keyFile, pool := writeSelfSignedCert(t)
+	certFile, keyFile, pool := httpservertest.SelfSignedCert(t)
 	c := newFixedFeedCache()
 	if err := c.Render(goldenFeedInfo(t), BuildReports(goldenVerdicts(), FeedOptions{})); err != nil {
 		t.Fatal(err)
 	}
 	s := NewServer(ServerConfig{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, Username: "cb", Password: "pw"}, c, nil, nil)
-	startFeedServer(t, s)
+	httpservertest.Start(t, s)
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	defer tr.CloseIdleConnections()

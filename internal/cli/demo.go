@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	fakecb "github.com/vtconnector/vtconnector/internal/fake/carbonblack"
 	fakeocti "github.com/vtconnector/vtconnector/internal/fake/opencti"
 	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
+	"github.com/vtconnector/vtconnector/internal/httpserver"
 	"github.com/vtconnector/vtconnector/internal/opencti"
 )
 
@@ -73,7 +75,12 @@ func runDemo(ctx context.Context, e *env, f *demoFlags) error {
 		dir = d
 	}
 	out := e.stderr
+	simLog := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	g, gctx := errgroup.WithContext(ctx)
+	serve := func(name string, ln net.Listener, h http.Handler) {
+		srv := httpserver.New(httpserver.Config{Name: name, Listener: ln}, h, simLog)
+		g.Go(func() error { return srv.Run(gctx) })
+	}
 
 	// VirusTotal simulator.
 	vtLn, err := listenLocal()
@@ -81,7 +88,7 @@ func runDemo(ctx context.Context, e *env, f *demoFlags) error {
 		return err
 	}
 	vtSim := fakevt.New(fakevt.Config{QuotaPerMinute: f.rate, Latency: 40 * time.Millisecond, AnalysisDelay: 5 * time.Second, Seed: 1})
-	serve(g, gctx, vtLn, vtSim)
+	serve("virustotal simulator", vtLn, vtSim)
 	vtURL := "http://" + vtLn.Addr().String() + "/api/v3"
 
 	// Carbon Black simulator with binaries appearing over time.
@@ -91,7 +98,7 @@ func runDemo(ctx context.Context, e *env, f *demoFlags) error {
 	}
 	cbSim := fakecb.New(fakecb.Config{Token: "demo-cb-token"})
 	cbSim.AddSyntheticBinaries(40, time.Now().Add(-2*time.Hour).UTC(), 3*time.Minute)
-	serve(g, gctx, cbLn, cbSim)
+	serve("carbon black simulator", cbLn, cbSim)
 	g.Go(func() error {
 		t := time.NewTicker(4 * time.Second)
 		defer t.Stop()
@@ -158,7 +165,7 @@ virustotal_quick_scan_threads=4
 		if err != nil {
 			return err
 		}
-		serve(g, gctx, pLn, octi)
+		serve("opencti simulator", pLn, octi)
 		connectorID := "4d2f3c1e-9a7b-4c5d-8e6f-0a1b2c3d4e5f"
 		stLn, err := listenLocal()
 		if err != nil {

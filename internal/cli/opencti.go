@@ -13,6 +13,7 @@ import (
 
 	"github.com/vtconnector/vtconnector/internal/config"
 	"github.com/vtconnector/vtconnector/internal/engine"
+	"github.com/vtconnector/vtconnector/internal/httpserver"
 	"github.com/vtconnector/vtconnector/internal/opencti"
 	"github.com/vtconnector/vtconnector/internal/stix"
 )
@@ -120,8 +121,10 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 		if err != nil {
 			return usageError{fmt.Errorf("VTCONNECTOR_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)}
 		}
-		log.Info("status page and metrics", "status", "http://"+ln.Addr().String()+"/status", "metrics", "http://"+ln.Addr().String()+"/metrics")
-		serve(g, gctx, ln, mux)
+		status := httpserver.New(httpserver.Config{Name: "status server", Listener: ln, OnListen: func(url string) {
+			log.Info("status page and metrics", "status", url+"/status", "metrics", url+"/metrics")
+		}}, mux, log)
+		g.Go(func() error { return status.Run(gctx) })
 		g.Go(func() error { return o.Run(gctx) })
 	}
 	g.Go(func() error { return opencti.Run(gctx, cfg, d) })

@@ -2,13 +2,12 @@ package carbonblack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/httpserver"
 )
 
 const (
@@ -18,8 +17,6 @@ const (
 	trickleCount = 3
 	// backfillStep spaces the initial binaries' server_added_timestamp.
 	backfillStep = time.Minute
-	// shutdownGrace bounds the graceful shutdown.
-	shutdownGrace = 5 * time.Second
 )
 
 // ListenAndServe runs a simulator on addr until ctx ends, for
@@ -34,18 +31,11 @@ func ListenAndServe(ctx context.Context, addr string, cfg Config, log *slog.Logg
 	now := s.now()
 	s.AddSyntheticBinaries(binaries, now.Add(-time.Duration(binaries)*backfillStep), backfillStep)
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("carbonblack: listen: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	log.Info("carbon black simulator listening",
-		"url", "http://"+ln.Addr().String(), "binaries", binaries,
-		"token_required", cfg.Token != "", "fault_rate", cfg.FaultRate, "latency", cfg.Latency)
+	srv := httpserver.New(httpserver.Config{Name: "carbon black simulator", Addr: addr, OnListen: func(url string) {
+		log.Info("carbon black simulator listening",
+			"url", url, "binaries", binaries,
+			"token_required", cfg.Token != "", "fault_rate", cfg.FaultRate, "latency", cfg.Latency)
+	}}, s, log)
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -63,27 +53,13 @@ func ListenAndServe(ctx context.Context, addr string, cfg Config, log *slog.Logg
 		}
 	})
 
-	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
-
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-	}
+	err := srv.Run(ctx)
 	close(stop)
-	if err == nil {
-		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-		err = srv.Shutdown(shutCtx)
-		cancel()
-		if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-			err = serr
-		}
-	}
 	wg.Wait()
 	st := s.Stats()
 	log.Info("carbon black simulator stopped", "requests", st.Requests, "downloads", st.Downloads, "syncs", st.Syncs)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("carbonblack: serve: %w", err)
+	if err != nil {
+		return fmt.Errorf("carbonblack: %w", err)
 	}
 	return nil
 }

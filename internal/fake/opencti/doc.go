@@ -61,7 +61,8 @@
 // only for RabbitMQ consumers (one per registered connector, started at its
 // registration) and in [ListenAndServe]; [Platform.Close] stops them all.
 //
-// It imports no package of this module, internal/stix included: it
+// It imports no package of this module, internal/stix included, but
+// internal/httpserver (the server runner, which imports none): it
 // simulates the external system, computes the platform's STIX ids itself
 // (so that a bug in the connector's id code cannot hide in the double's
 // checks) and knows nothing about the connector.

@@ -2,18 +2,14 @@ package opencti
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/httpserver"
 )
 
 const (
-	readHeaderTimeout      = 10 * time.Second
-	shutdownTimeout        = 10 * time.Second
 	defaultTriggerInterval = 30 * time.Second
 	// scanInterval is how often ListenAndServe looks for connectors and
 	// entities it has not enriched yet.
@@ -49,48 +45,30 @@ func ListenAndServe(ctx context.Context, addr string, cfg Config, log *slog.Logg
 	ids := p.addSamples()
 	log.Info("sample entities added", "count", len(ids))
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("fakeocti: listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	base := "http://" + clientAddr(ln.Addr())
-	log.Info("opencti simulator listening",
-		"base_url", base, "graphql", base+"/graphql", "version", p.version,
-		"trigger_interval", interval, "amqp_host", p.public.Host, "amqp_port", p.public.Port)
-
+	srv := httpserver.New(httpserver.Config{Name: "opencti simulator", Addr: addr, OnListen: func(url string) {
+		log.Info("opencti simulator listening",
+			"base_url", url, "graphql", url+"/graphql", "version", p.version,
+			"trigger_interval", interval, "amqp_host", p.public.Host, "amqp_port", p.public.Port)
+	}}, p, log)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Run(ctx) }()
 	t := &trigger{p: p, log: log, interval: interval, last: map[[2]string]enrichment{}}
 	tick := time.NewTicker(scanInterval)
 	defer tick.Stop()
-	for done := false; !done; {
+	for {
 		select {
 		case err := <-served:
-			return fmt.Errorf("fakeocti: serve on %s: %w", addr, err)
-		case <-ctx.Done():
-			done = true
+			if err != nil {
+				return fmt.Errorf("fakeocti: %w", err)
+			}
+			log.Info("opencti simulator stopped", "works", len(p.Works()), "objects", len(p.Objects()))
+			return nil
 		case <-tick.C:
-			t.scan(ctx)
+			if ctx.Err() == nil { // not while shutting down
+				t.scan(ctx)
+			}
 		}
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
-	}
-	if err != nil {
-		return fmt.Errorf("fakeocti: shut down: %w", err)
-	}
-	log.Info("opencti simulator stopped", "works", len(p.Works()), "objects", len(p.Objects()))
-	return nil
 }
 
 type enrichment struct {
@@ -166,17 +144,4 @@ func (p *Platform) addSamples() []string {
 		}
 	}
 	return ids
-}
-
-// clientAddr turns a listening address into one a client on this host can
-// dial: an unspecified IP becomes localhost.
-func clientAddr(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return a.String()
-	}
-	if tcp.IP == nil || tcp.IP.IsUnspecified() {
-		return net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))
-	}
-	return tcp.String()
 }

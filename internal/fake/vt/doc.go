@@ -21,6 +21,7 @@
 // outside a request (except in [ListenAndServe]), so it works inside
 // testing/synctest bubbles when driven through [Server.ServeHTTP].
 //
-// It must not import any other package of this module: it simulates the
-// external system and knows nothing about the connector.
+// It must not import any other package of this module but
+// internal/httpserver (the server runner, which imports none): it simulates
+// the external system and knows nothing about the connector.
 package vt

@@ -2,18 +2,10 @@ package vt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
-	"time"
-)
 
-const (
-	readHeaderTimeout = 10 * time.Second
-	shutdownTimeout   = 10 * time.Second
+	"github.com/vtconnector/vtconnector/internal/httpserver"
 )
 
 // ListenAndServe runs a simulator configured by cfg on addr until ctx ends,
@@ -30,55 +22,19 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, log *slog.Logg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("fakevt: listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	log.Info("virustotal simulator listening",
-		"base_url", "http://"+clientAddr(ln.Addr())+"/api/v3",
-		"quota_per_minute", s.cfg.QuotaPerMinute,
-		"quota_per_day", s.cfg.QuotaPerDay,
-		"fault_rate", s.cfg.FaultRate,
-		"analysis_delay", s.analysisDelay,
-		"seed", s.cfg.Seed)
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("fakevt: serve on %s: %w", addr, err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
-	}
-	if err != nil {
-		return fmt.Errorf("fakevt: shut down: %w", err)
+	srv := httpserver.New(httpserver.Config{Name: "virustotal simulator", Addr: addr, OnListen: func(url string) {
+		log.Info("virustotal simulator listening",
+			"base_url", url+"/api/v3",
+			"quota_per_minute", s.cfg.QuotaPerMinute,
+			"quota_per_day", s.cfg.QuotaPerDay,
+			"fault_rate", s.cfg.FaultRate,
+			"analysis_delay", s.analysisDelay,
+			"seed", s.cfg.Seed)
+	}}, s, log)
+	if err := srv.Run(ctx); err != nil {
+		return fmt.Errorf("fakevt: %w", err)
 	}
 	st := s.Stats()
 	log.Info("virustotal simulator stopped", "requests", st.Requests, "quota_exceeded", st.QuotaExceeded, "faults", st.Faults)
 	return nil
-}
-
-// clientAddr turns a listening address into one a client on this host can
-// dial: an unspecified IP becomes localhost.
-func clientAddr(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return a.String()
-	}
-	if tcp.IP == nil || tcp.IP.IsUnspecified() {
-		return net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))
-	}
-	return tcp.String()
 }
