@@ -33,7 +33,7 @@ func readSharedCb(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(sharedCbDir, name))
 	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fidelity test: the real Carbon Black sample %s is not in %s (it lives outside the repository)", name, sharedCbDir)
+		t.Skipf("fidelity test: ../shared/testdata/cb/%s absent; the real Carbon Black samples live outside the repository", name)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -578,7 +578,7 @@ func TestLoadCarbonBlack(t *testing.T) {
 func TestCarbonBlackSeedReadme(t *testing.T) {
 	data, err := os.ReadFile("../../../shared/seeds/000_31a08a7ab2390138.txt")
 	if errors.Is(err, fs.ErrNotExist) {
-		t.Skip("fidelity test: the original connector's README (../shared/seeds/000_31a08a7ab2390138.txt) is absent; it lives outside the repository")
+		t.Skip("fidelity test: ../shared/seeds/000_31a08a7ab2390138.txt absent (the original connector's README); it lives outside the repository")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -681,7 +681,7 @@ var (
 func TestOpenCTISeedTables(t *testing.T) {
 	matches, _ := filepath.Glob("../../../shared/seeds/003_*.txt")
 	if len(matches) == 0 {
-		t.Skip("fidelity test: the original connector's README (../shared/seeds/003_*.txt) is absent; it lives outside the repository")
+		t.Skip("fidelity test: ../shared/seeds/003_*.txt absent (the original connector's README); it lives outside the repository")
 	}
 	data, err := os.ReadFile(matches[0])
 	if err != nil {

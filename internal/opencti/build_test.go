@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -61,20 +62,55 @@ func enrFixtureCases() []enrFixtureCase {
 	}
 }
 
-// TestBuildEnrichmentGoldens builds the enrichment of an entity matching
-// each VirusTotal report sample and compares it with its golden bundle;
-// every object must validate against the STIX 2.1 schemas, every id must be
-// the deterministic one and every created object must carry the entity's
-// markings.
+// syntheticFixtureCases are the golden builds of the project's synthetic
+// VirusTotal answers (testdata/vt).
+func syntheticFixtureCases() []enrFixtureCase {
+	return []enrFixtureCase{
+		{fixture: "file_malicious_3510b090_dll", markings: []string{tlpAmber}, rulesets: []string{"yara_ruleset_0fa1c2e3d4"},
+			entity: func(t *testing.T, r *vt.Object) Entity { return syntheticStixFileEntity(t, r.Attributes.SHA256) }},
+		{fixture: "file_clean_5c4e305c_apk", markings: []string{tlpClear}, entity: func(t *testing.T, r *vt.Object) Entity {
+			return fileEntity(t, TypeArtifact, r.Attributes.SHA256, []string{tlpClear}, nil)
+		}},
+		{fixture: "ip_198.51.100.23", markings: []string{tlpGreen}, entity: func(t *testing.T, r *vt.Object) Entity {
+			return valueObservable(t, TypeIPv4Addr, r.ID, []string{tlpGreen}, map[string]any{"x_opencti_score": 20})
+		}},
+		{fixture: "domain_example.net", markings: []string{tlpClear}, entity: func(t *testing.T, r *vt.Object) Entity {
+			return valueObservable(t, TypeDomainName, r.ID, []string{tlpClear}, nil)
+		}},
+		{fixture: "domain_login-portal.example", markings: []string{tlpAmber}, entity: func(t *testing.T, r *vt.Object) Entity {
+			return valueObservable(t, TypeHostname, r.ID, []string{tlpAmber}, nil)
+		}},
+		{fixture: "url_malicious_07e0639e", markings: []string{tlpAmber}, entity: func(t *testing.T, r *vt.Object) Entity {
+			return valueObservable(t, TypeURL, r.Attributes.URL, []string{tlpAmber}, nil)
+		}, edit: func(in *Input) { in.ServingIP = "203.0.113.9" }},
+	}
+}
+
+// TestBuildSyntheticGoldens builds the enrichment of an entity matching
+// each synthetic VirusTotal answer of testdata/vt and compares it with its
+// golden bundle (testdata/build_synthetic_*.golden.json, rewritten with
+// -update); every id must be the deterministic one and every created
+// object must carry the entity's markings (and, as a fidelity subtest,
+// validate against the STIX 2.1 schemas).
+func TestBuildSyntheticGoldens(t *testing.T) {
+	runEnrichmentGoldens(t, filepath.Join("testdata", "vt"), syntheticVTSet, syntheticFixtureCases())
+}
+
+// TestBuildEnrichmentGoldens is a fidelity test: the same golden builds
+// over the real VirusTotal recordings of ../shared/testdata/vt.
 func TestBuildEnrichmentGoldens(t *testing.T) {
-	dir := enrShared(t, "testdata/vt")
-	cases := enrFixtureCases()
+	runEnrichmentGoldens(t, enrShared(t, "testdata/vt"), realVTSet, enrFixtureCases())
+}
+
+// runEnrichmentGoldens runs the golden cases of a set whose answers are in
+// dir; every report answer of dir must have a case.
+func runEnrichmentGoldens(t *testing.T, dir string, set vtSet, cases []enrFixtureCase) {
+	t.Helper()
 	covered := map[string]bool{}
 	for _, c := range cases {
 		covered[c.fixture+".json"] = true
 	}
-	// Every report sample has a case (the resolutions and error bodies are
-	// not object reports).
+	// The resolutions and error bodies are not object reports.
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -83,15 +119,15 @@ func TestBuildEnrichmentGoldens(t *testing.T) {
 		n := e.Name()
 		isReport := strings.HasPrefix(n, "file_") || strings.HasPrefix(n, "ip_") || strings.HasPrefix(n, "domain_") || strings.HasPrefix(n, "url_")
 		if isReport && !strings.Contains(n, "_resolutions_") && !covered[n] {
-			t.Errorf("VirusTotal sample %s has no golden case", n)
+			t.Errorf("VirusTotal answer %s has no golden case", n)
 		}
 	}
 	for _, c := range cases {
 		t.Run(c.fixture, func(t *testing.T) {
-			report := loadVTObject(t, c.fixture+".json")
+			report := set.load(t, c.fixture+".json")
 			rulesets := map[string]*vt.Object{}
 			for _, rs := range c.rulesets {
-				o := loadVTObject(t, rs+".json")
+				o := set.load(t, rs+".json")
 				rulesets[o.ID] = o
 			}
 			e := c.entity(t, report)
@@ -103,7 +139,7 @@ func TestBuildEnrichmentGoldens(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Build: %v", err)
 			}
-			checkGolden(t, "build_"+c.fixture, out)
+			checkGolden(t, "build_"+set.goldenPrefix+c.fixture, out)
 			validateObjects(t, out)
 			objs := decodeObjects(t, out)
 			checkIDs(t, objs)
@@ -181,7 +217,15 @@ func TestBuildRefusesMismatchedReportsAndEmptyInput(t *testing.T) {
 // attached to the observable, which is emitted with based-on from the
 // Indicator.
 func TestBuildIndicatorModeWithTwoObservables(t *testing.T) {
-	const pattern = `[ipv4-addr:value = '138.128.150.133'] OR [domain-name:value = 'example.com']`
+	forEachVTSet(t, testBuildIndicatorModeWithTwoObservables)
+}
+
+func testBuildIndicatorModeWithTwoObservables(t *testing.T, set vtSet) {
+	reports := map[string]*vt.Object{
+		TypeIPv4Addr:   set.load(t, set.ip),
+		TypeDomainName: set.load(t, set.domain),
+	}
+	pattern := stix.IPv4Pattern(reports[TypeIPv4Addr].ID) + " OR " + stix.DomainNamePattern(reports[TypeDomainName].ID)
 	indicatorID := stix.IndicatorID(pattern)
 	indicator := mustEntity(t, TypeIndicator, map[string]any{
 		"type": "indicator", "spec_version": "2.1", "id": indicatorID,
@@ -198,10 +242,6 @@ func TestBuildIndicatorModeWithTwoObservables(t *testing.T) {
 	if len(observables) != 2 || observables[0].Type != TypeIPv4Addr || observables[1].Type != TypeDomainName {
 		t.Fatalf("observables = %+v", observables)
 	}
-	reports := map[string]*vt.Object{
-		TypeIPv4Addr:   loadVTObject(t, "ip_138.128.150.133.json"),
-		TypeDomainName: loadVTObject(t, "domain_example.com.json"),
-	}
 	current := indicator
 	for _, obs := range observables {
 		lk, err := LookupFor(obs)
@@ -215,7 +255,7 @@ func TestBuildIndicatorModeWithTwoObservables(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s %s: %v", obs.Type, lk.ID, err)
 		}
-		checkGolden(t, "build_indicator_mode_"+strings.ToLower(obs.Type), out)
+		checkGolden(t, "build_"+set.goldenPrefix+"indicator_mode_"+strings.ToLower(obs.Type), out)
 		validateObjects(t, out)
 		objs := decodeObjects(t, out)
 		checkIDs(t, objs)
@@ -271,8 +311,12 @@ func TestBuildIndicatorModeWithTwoObservables(t *testing.T) {
 }
 
 func TestBuildIndicatorModeFileLabelsAndYARA(t *testing.T) {
-	report := loadVTObject(t, "file_malicious_4bc00f7d.json")
-	rs := loadVTObject(t, "yara_ruleset_00888403c4.json")
+	forEachVTSet(t, testBuildIndicatorModeFileLabelsAndYARA)
+}
+
+func testBuildIndicatorModeFileLabelsAndYARA(t *testing.T, set vtSet) {
+	report := set.load(t, set.maliciousFile)
+	rs := set.load(t, set.ruleset)
 	pattern := stix.FileHashPattern(stix.HashSHA256, report.Attributes.SHA256)
 	ind := indicatorEntity(t, pattern)
 	obs, err := IndicatorObservables(ind)
@@ -290,7 +334,7 @@ func TestBuildIndicatorModeFileLabelsAndYARA(t *testing.T) {
 	checkIDs(t, objs)
 	checkMarkings(t, objs, []string{tlpRed()})
 	upd := objs[0]
-	if diff := cmp.Diff([]any{"pedll"}, upd["labels"]); diff != "" {
+	if diff := cmp.Diff(set.maliciousLabels, upd["labels"]); diff != "" {
 		t.Errorf("Indicator labels (-want +got):\n%s", diff)
 	}
 	if _, ok := upd["hashes"]; ok {

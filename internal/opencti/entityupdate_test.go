@@ -12,24 +12,43 @@ import (
 	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
+// TestScoreOfTheSyntheticMaliciousFileIs73 enriches the StixFile of the
+// synthetic malicious DLL: 11 malicious, 4 undetected and 0 harmless
+// verdicts give round(11/15*100) = 73, written in the SCO extension.
+func TestScoreOfTheSyntheticMaliciousFileIs73(t *testing.T) {
+	checkMaliciousFileScore(t, syntheticVTSet)
+}
+
+// TestScoreGoldenFileMalicious4bc00f7dIs72 is a fidelity test: the same
+// check on the real recording (47/(0+18+47) gives 72).
 func TestScoreGoldenFileMalicious4bc00f7dIs72(t *testing.T) {
-	report := loadVTObject(t, "file_malicious_4bc00f7d.json")
-	out, err := Build(enrInput(hybridFileEntity(t, report.Attributes.SHA256), report, nil))
+	checkMaliciousFileScore(t, realVTSet)
+}
+
+func checkMaliciousFileScore(t *testing.T, set vtSet) {
+	t.Helper()
+	report := set.load(t, set.maliciousFile)
+	out, err := Build(enrInput(set.stixFileEntity(t, report.Attributes.SHA256), report, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Score != 72 || out.ScoreKept {
-		t.Errorf("Score = %d (kept %v), want 72", out.Score, out.ScoreKept)
+	if out.Score != set.maliciousScore || out.ScoreKept {
+		t.Errorf("Score = %d (kept %v), want %d", out.Score, out.ScoreKept, set.maliciousScore)
 	}
 	ent := decodeObjects(t, out)[0]
 	ext := ent["extensions"].(map[string]any)[stix.ExtensionOpenCTISCO].(map[string]any)
-	if ext["score"] != json.Number("72") {
-		t.Errorf("SCO extension score = %v, want 72", ext["score"])
+	if want := json.Number(fmt.Sprint(set.maliciousScore)); ext["score"] != want {
+		t.Errorf("SCO extension score = %v, want %s", ext["score"], want)
 	}
 }
 
 func TestBuildLowerScoreKeptAddsScoreNoteWithStableID(t *testing.T) {
-	report := loadVTObject(t, "file_malicious_4bc00f7d.json")
+	forEachVTSet(t, testBuildLowerScoreKeptAddsScoreNoteWithStableID)
+}
+
+func testBuildLowerScoreKeptAddsScoreNoteWithStableID(t *testing.T, set vtSet) {
+	report := set.load(t, set.maliciousFile)
+	vtScore := json.Number(fmt.Sprint(set.maliciousScore))
 	e := fileEntity(t, TypeStixFile, report.Attributes.SHA256, []string{tlpAmber}, map[string]any{"x_opencti_score": 90})
 	for _, replace := range []bool{false, true} {
 		t.Run(fmt.Sprintf("replace_with_lower_score=%v", replace), func(t *testing.T) {
@@ -51,8 +70,8 @@ func TestBuildLowerScoreKeptAddsScoreNoteWithStableID(t *testing.T) {
 				}
 			}
 			if !replace {
-				if !out.ScoreKept || ext["score"] != json.Number("90") || out.Score != 72 {
-					t.Errorf("kept = %v, extension score = %v, Score = %d; want the existing 90 kept and 72 reported", out.ScoreKept, ext["score"], out.Score)
+				if !out.ScoreKept || ext["score"] != json.Number("90") || out.Score != set.maliciousScore {
+					t.Errorf("kept = %v, extension score = %v, Score = %d; want the existing 90 kept and %d reported", out.ScoreKept, ext["score"], out.Score, set.maliciousScore)
 				}
 				if len(scoreNotes) != 1 {
 					t.Fatalf("%d score notes, want 1", len(scoreNotes))
@@ -61,7 +80,7 @@ func TestBuildLowerScoreKeptAddsScoreNoteWithStableID(t *testing.T) {
 				if want := stix.NoteID("vtconnector:virustotal-score:"+e.ID, time.Time{}); n["id"] != want {
 					t.Errorf("score note id = %v, want %s", n["id"], want)
 				}
-				if n["content"] != "```\n72\n```" {
+				if n["content"] != "```\n"+string(vtScore)+"\n```" {
 					t.Errorf("score note content = %q", n["content"])
 				}
 				// The indicator carries the effective (kept) score.
@@ -73,8 +92,8 @@ func TestBuildLowerScoreKeptAddsScoreNoteWithStableID(t *testing.T) {
 					t.Errorf("object 2 is %v %v, want the score note", objs[2]["type"], objs[2]["abstract"])
 				}
 			} else {
-				if out.ScoreKept || ext["score"] != json.Number("72") || len(scoreNotes) != 0 {
-					t.Errorf("kept = %v, extension score = %v, %d score notes; want 72 written and no note", out.ScoreKept, ext["score"], len(scoreNotes))
+				if out.ScoreKept || ext["score"] != vtScore || len(scoreNotes) != 0 {
+					t.Errorf("kept = %v, extension score = %v, %d score notes; want %s written and no note", out.ScoreKept, ext["score"], len(scoreNotes), vtScore)
 				}
 			}
 			validateObjects(t, out)
@@ -83,10 +102,14 @@ func TestBuildLowerScoreKeptAddsScoreNoteWithStableID(t *testing.T) {
 }
 
 func TestBuildZeroDenominatorKeepsScoreAndWarns(t *testing.T) {
-	report := withAttributes(t, loadVTObject(t, "ip_138.128.150.133.json"), func(a map[string]any) {
+	forEachVTSet(t, testBuildZeroDenominatorKeepsScoreAndWarns)
+}
+
+func testBuildZeroDenominatorKeepsScoreAndWarns(t *testing.T, set vtSet) {
+	report := withAttributes(t, set.load(t, set.ip), func(a map[string]any) {
 		a["last_analysis_stats"] = map[string]any{"harmless": 0, "malicious": 0, "suspicious": 2, "undetected": 0, "timeout": 5}
 	})
-	e := valueObservable(t, TypeIPv4Addr, "138.128.150.133", []string{tlpGreen}, map[string]any{"x_opencti_score": 35})
+	e := valueObservable(t, TypeIPv4Addr, report.ID, []string{tlpGreen}, map[string]any{"x_opencti_score": 35})
 	out, err := Build(enrInput(e, report, nil))
 	if err != nil {
 		t.Fatalf("Build failed on a zero denominator: %v", err)
@@ -105,7 +128,14 @@ func TestBuildZeroDenominatorKeepsScoreAndWarns(t *testing.T) {
 }
 
 func TestBuildReEnrichmentAddsNoDuplicates(t *testing.T) {
-	report := loadVTObject(t, "file_malicious_6b60666d_win32exe_yara.json")
+	forEachVTSet(t, testBuildReEnrichmentAddsNoDuplicates)
+}
+
+func testBuildReEnrichmentAddsNoDuplicates(t *testing.T, set vtSet) {
+	report := set.load(t, set.taggedFile)
+	if len(report.Attributes.Tags) < 2 {
+		t.Fatalf("%s has %d tags; the label check needs several", set.taggedFile, len(report.Attributes.Tags))
+	}
 	e := fileEntity(t, TypeStixFile, report.Attributes.SHA256, []string{tlpAmber}, nil)
 	out, err := Build(enrInput(e, report, nil))
 	if err != nil {

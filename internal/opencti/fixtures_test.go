@@ -37,13 +37,13 @@ func enrUpdateGoldens() bool {
 // enrSharedDir is /work/shared seen from this package, read in place.
 const enrSharedDir = "../../../shared"
 
-// enrShared returns the path of a shared reference file, skipping the test
-// when it is absent.
+// enrShared returns the path of a shared reference file, skipping the
+// (fidelity) test when it is absent.
 func enrShared(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join(enrSharedDir, filepath.FromSlash(rel))
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared reference %s not available (%v): it lives outside the repository in /work/shared", p, err)
+		t.Skipf("fidelity test: ../shared/%s absent (%v); it lives outside the repository", rel, err)
 	}
 	return p
 }
@@ -57,11 +57,23 @@ var (
 	tlpClear = stix.TLPClear.MarkingID()
 )
 
-// loadVTObject reads a VirusTotal answer {"data": {...}} from the shared
-// samples.
+// loadVTObject reads a synthetic VirusTotal answer {"data": {...}} from
+// testdata/vt (the project's own fixtures, see testdata/SOURCES.md).
 func loadVTObject(t *testing.T, name string) *vt.Object {
 	t.Helper()
-	data, err := os.ReadFile(enrShared(t, "testdata/vt/"+name))
+	return readVTObject(t, filepath.Join("testdata", "vt", name))
+}
+
+// loadRealVTObject reads a real VirusTotal recording from
+// ../shared/testdata/vt, skipping the (fidelity) test when it is absent.
+func loadRealVTObject(t *testing.T, name string) *vt.Object {
+	t.Helper()
+	return readVTObject(t, enrShared(t, "testdata/vt/"+name))
+}
+
+func readVTObject(t *testing.T, path string) *vt.Object {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +81,11 @@ func loadVTObject(t *testing.T, name string) *vt.Object {
 		Data json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(data, &env); err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	o, err := vt.DecodeObject(env.Data)
 	if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	return o
 }
@@ -176,8 +188,9 @@ func valueObservable(t *testing.T, entityType, value string, markings []string, 
 }
 
 // hybridFileEntity is the real stix_entity of the hybrid-analysis
-// connector's StixFile message, with the fixture's SHA-256 added (it has no
-// hash) and the message's TLP:AMBER as a marking ref.
+// connector's StixFile message (../shared/testdata/opencti), with the
+// fixture's SHA-256 added (it has no hash) and the message's TLP:AMBER as a
+// marking ref. It skips the (fidelity) test without ../shared.
 func hybridFileEntity(t *testing.T, sha256 string) Entity {
 	t.Helper()
 	data, err := os.ReadFile(enrShared(t, "testdata/opencti/enrichment_message_file_hybrid.json"))
@@ -190,7 +203,21 @@ func hybridFileEntity(t *testing.T, sha256 string) Entity {
 	if err := json.Unmarshal(data, &msg); err != nil {
 		t.Fatal(err)
 	}
-	obj := decodeEntityJSON(t, string(msg.StixEntity))
+	return pyctiFileEntity(t, string(msg.StixEntity), sha256)
+}
+
+// syntheticStixFileEntity is a stix_entity written by the project in the
+// shape pycti hands an enrichment connector for a StixFile (a
+// platform-assigned random id, a name, no hash), with sha256 and TLP:AMBER
+// added as hybridFileEntity does.
+func syntheticStixFileEntity(t *testing.T, sha256 string) Entity {
+	t.Helper()
+	return pyctiFileEntity(t, `{"type": "file", "id": "file--5b7c7a52-3f0e-4d6b-9a51-0c2d4e6f8a91", "name": "invoice.dll"}`, sha256)
+}
+
+func pyctiFileEntity(t *testing.T, stixEntity, sha256 string) Entity {
+	t.Helper()
+	obj := decodeEntityJSON(t, stixEntity)
 	obj["hashes"] = map[string]any{"SHA-256": sha256}
 	obj["object_marking_refs"] = []any{tlpAmber}
 	return mustEntity(t, TypeStixFile, obj)
@@ -277,22 +304,27 @@ var (
 	enrSchemas    *stixschema.Validator
 )
 
-// validateObjects validates every object against its type's schema.
+// validateObjects validates every object against its type's official
+// STIX 2.1 schema, in a subtest: that check is a fidelity test (the schemas
+// are in ../shared/spec), so without them only the subtest skips and the
+// behaviour checks of the calling test still run.
 func validateObjects(t *testing.T, out Output) {
 	t.Helper()
-	for i, raw := range out.Objects {
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatalf("object %d: %v", i, err)
-		}
-		m, _ := inst.(map[string]any)
-		typ, _ := m["type"].(string)
+	t.Run("schema (fidelity)", func(t *testing.T) {
 		dir := enrShared(t, "spec/stix2.1-json-schemas")
 		enrSchemaOnce.Do(func() { enrSchemas = stixschema.New(dir) })
-		if err := enrSchemas.ValidateObject(raw); err != nil {
-			t.Errorf("object %d (%s) does not validate:\n%s\n%v", i, typ, raw, err)
+		for i, raw := range out.Objects {
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatalf("object %d: %v", i, err)
+			}
+			m, _ := inst.(map[string]any)
+			typ, _ := m["type"].(string)
+			if err := enrSchemas.ValidateObject(raw); err != nil {
+				t.Errorf("object %d (%s) does not validate:\n%s\n%v", i, typ, raw, err)
+			}
 		}
-	}
+	})
 }
 
 // checkIDs checks every created object's id against the stix package's

@@ -10,12 +10,17 @@ import (
 )
 
 func TestBuildIndicatorThresholds(t *testing.T) {
-	report := loadVTObject(t, "file_malicious_4bc00f7d.json") // 47 malicious
+	forEachVTSet(t, testBuildIndicatorThresholds)
+}
+
+func testBuildIndicatorThresholds(t *testing.T, set vtSet) {
+	report := set.load(t, set.maliciousFile)
 	e := fileEntity(t, TypeStixFile, report.Attributes.SHA256, []string{tlpAmber}, nil)
+	n := set.maliciousCount
 	tests := []struct {
 		threshold int
 		want      bool
-	}{{0, false}, {-3, false}, {1, true}, {47, true}, {48, false}}
+	}{{0, false}, {-3, false}, {1, true}, {n, true}, {n + 1, false}}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.threshold), func(t *testing.T) {
 			in := enrInput(e, report, nil)
@@ -34,7 +39,11 @@ func TestBuildIndicatorThresholds(t *testing.T) {
 }
 
 func TestBuildIndicatorValidUntilIsNowPlusMinutes(t *testing.T) {
-	report := loadVTObject(t, "url_malicious_7d83e9f6.json")
+	forEachVTSet(t, testBuildIndicatorValidUntilIsNowPlusMinutes)
+}
+
+func testBuildIndicatorValidUntilIsNowPlusMinutes(t *testing.T, set vtSet) {
+	report := set.load(t, set.url)
 	e := valueObservable(t, TypeURL, report.Attributes.URL, []string{tlpAmber}, nil)
 	for _, minutes := range []int{1, 90, 2880} {
 		in := enrInput(e, report, nil)
@@ -62,8 +71,12 @@ func TestBuildIndicatorValidUntilIsNowPlusMinutes(t *testing.T) {
 }
 
 func TestBuildHostileURLGivesValidEscapedPattern(t *testing.T) {
+	forEachVTSet(t, testBuildHostileURLGivesValidEscapedPattern)
+}
+
+func testBuildHostileURLGivesValidEscapedPattern(t *testing.T, set vtSet) {
 	const hostile = `http://evil.example/a'b\c?q=x' OR '1'='1`
-	report := withAttributes(t, loadVTObject(t, "url_malicious_7d83e9f6.json"), func(a map[string]any) { a["url"] = hostile })
+	report := withAttributes(t, set.load(t, set.url), func(a map[string]any) { a["url"] = hostile })
 	e := valueObservable(t, TypeURL, hostile, []string{tlpAmber}, nil)
 	out, err := Build(enrInput(e, report, nil))
 	if err != nil {

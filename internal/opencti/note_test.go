@@ -135,7 +135,11 @@ func TestNoteHostileEngineNamesStayInTheirCells(t *testing.T) {
 }
 
 func TestNoteFileReportLayout(t *testing.T) {
-	report := loadVTObject(t, "file_malicious_4bc00f7d.json")
+	forEachVTSet(t, testNoteFileReportLayout)
+}
+
+func testNoteFileReportLayout(t *testing.T, set vtSet) {
+	report := set.load(t, set.maliciousFile)
 	e := fileEntity(t, TypeStixFile, report.Attributes.SHA256, []string{tlpAmber}, nil)
 	out, err := Build(enrInput(e, report, nil))
 	if err != nil {
@@ -151,15 +155,7 @@ func TestNoteFileReportLayout(t *testing.T) {
 		t.Fatal("no VirusTotal Report note")
 	}
 	content := note["content"].(string)
-	head := "| Total Analyses | Malicious | Suspicious | Undetected | Harmless | Timeout | Confirmed timeout | Failure | Unsupported |\n" +
-		"|----------------|-----------|------------|------------|----------|---------|-------------------|---------|-------------|\n" +
-		"| 74 | 47 | 0 | 18 | 0 | 2 | 1 | 0 | 6 |\n" +
-		"\n## Last Analysis Results\n\nAny falsy value will be replaced by 'N/A'\n\n" +
-		"| Engine name | Engine version | Method | Category | Result |\n" +
-		"|-------------|----------------|--------|----------|--------|\n" +
-		"| Bkav | 1.3.0.9899 | blacklist | undetected | N/A |\n" +
-		"| Lionic | 4.2 | blacklist | undetected | N/A |\n" +
-		"| Elastic | 4.0.29 | blacklist | malicious | malicious (high confidence) |\n"
+	head := set.fileNoteHead
 	if !strings.HasPrefix(content, head) {
 		t.Errorf("content starts\n%s\nwant\n%s", content[:min(len(content), len(head)+200)], head)
 	}
@@ -175,8 +171,8 @@ func TestNoteFileReportLayout(t *testing.T) {
 	block := content[i:]
 	for _, want := range []string{
 		"## Attributes Info (StixFile: " + report.Attributes.SHA256 + ")\n\nAny falsy value will be replaced by 'N/A'\n\n",
-		"| Last Submission | 2020-06-25T23:07:31Z |",
-		"| Popular Threat Label | trojan.dllhijacker/cometer |",
+		"| Last Submission | " + set.lastSubmission + " |",
+		"| Popular Threat Label | " + set.threatLabel + " |",
 		"| Names | N/A |", // the only name became the file's name
 	} {
 		if !strings.Contains(block, want) {
@@ -187,13 +183,18 @@ func TestNoteFileReportLayout(t *testing.T) {
 		t.Error("typographic quotes in the note")
 	}
 	// VirusTotal's engine order, not Go's map order.
-	if !strings.Contains(content, "| Bkav |") || strings.Index(content, "| Bkav |") > strings.Index(content, "| Lionic |") {
+	first, second := "| "+set.firstEngine+" |", "| "+set.secondEngine+" |"
+	if !strings.Contains(content, first) || strings.Index(content, first) > strings.Index(content, second) {
 		t.Error("engine rows not in VirusTotal's order")
 	}
 }
 
 func TestNoteAttributeRowsForArtifactAndHostname(t *testing.T) {
-	report := loadVTObject(t, "file_clean_c99dba3b_android_yara.json")
+	forEachVTSet(t, testNoteAttributeRowsForArtifactAndHostname)
+}
+
+func testNoteAttributeRowsForArtifactAndHostname(t *testing.T, set vtSet) {
+	report := set.load(t, set.cleanFile)
 	art := fileEntity(t, TypeArtifact, report.Attributes.SHA256, nil, nil)
 	out, err := Build(enrInput(art, report, nil))
 	if err != nil {
@@ -203,7 +204,7 @@ func TestNoteAttributeRowsForArtifactAndHostname(t *testing.T) {
 	if len(notes) != 1 || !strings.Contains(notes[0]["content"].(string), "## Attributes Info (Artifact: ") {
 		t.Errorf("Artifact report note has no attributes block")
 	}
-	dom := loadVTObject(t, "domain_loremipsum-services.net.json")
+	dom := set.load(t, set.hostname)
 	host := valueObservable(t, TypeHostname, dom.ID, nil, nil)
 	out, err = Build(enrInput(host, dom, nil))
 	if err != nil {
@@ -211,13 +212,13 @@ func TestNoteAttributeRowsForArtifactAndHostname(t *testing.T) {
 	}
 	notes = byType(decodeObjects(t, out), "note")
 	content := notes[0]["content"].(string)
-	for _, want := range []string{"## Attributes Info (Hostname: loremipsum-services.net)", "| Creation Date | 2024-10-22T20:05:09Z |", "### Categories", "| alphaMountain.ai | Phishing (alphaMountain.ai) |"} {
+	for _, want := range []string{"## Attributes Info (Hostname: " + dom.ID + ")", "| Creation Date | " + set.hostnameCreation + " |", "### Categories", set.hostnameCategoryRow} {
 		if !strings.Contains(content, want) {
 			t.Errorf("hostname note lacks %q:\n%s", want, content)
 		}
 	}
 	// VirusTotal sent no per-engine result: the total is the verdict sum.
-	if !strings.Contains(content, "| 94 | 10 | 0 | 54 | 30 |") {
+	if !strings.Contains(content, set.hostnameStatsRow) {
 		t.Errorf("stats row wrong:\n%s", content)
 	}
 }
@@ -247,12 +248,16 @@ func TestNoteScoreContent(t *testing.T) {
 }
 
 func TestBuildNoteIDStableAcrossReports(t *testing.T) {
-	first := loadVTObject(t, "ip_138.128.150.133.json")
+	forEachVTSet(t, testBuildNoteIDStableAcrossReports)
+}
+
+func testBuildNoteIDStableAcrossReports(t *testing.T, set vtSet) {
+	first := set.load(t, set.ip)
 	second := withAttributes(t, first, func(a map[string]any) {
 		a["last_analysis_stats"] = map[string]any{"harmless": 60, "malicious": 30, "suspicious": 1, "undetected": 3}
 		a["as_owner"] = "SOMEONE ELSE"
 	})
-	e := valueObservable(t, TypeIPv4Addr, "138.128.150.133", []string{tlpGreen}, nil)
+	e := valueObservable(t, TypeIPv4Addr, first.ID, []string{tlpGreen}, nil)
 	var notes []map[string]any
 	for i, r := range []*vt.Object{first, second} {
 		in := enrInput(e, r, nil)

@@ -5,7 +5,11 @@ import (
 )
 
 func TestBuildDomainResolutionsSkipInvalidARecords(t *testing.T) {
-	report := withAttributes(t, loadVTObject(t, "domain_example.com.json"), func(a map[string]any) {
+	forEachVTSet(t, testBuildDomainResolutionsSkipInvalidARecords)
+}
+
+func testBuildDomainResolutionsSkipInvalidARecords(t *testing.T, set vtSet) {
+	report := withAttributes(t, set.load(t, set.domain), func(a map[string]any) {
 		a["last_dns_records"] = []any{
 			map[string]any{"type": "A", "value": "999.1.1.1"},
 			map[string]any{"type": "A", "value": "93.184.216.34"},
@@ -16,7 +20,7 @@ func TestBuildDomainResolutionsSkipInvalidARecords(t *testing.T) {
 			"garbage",
 		}
 	})
-	e := valueObservable(t, TypeDomainName, "example.com", []string{tlpGreen}, nil)
+	e := valueObservable(t, TypeDomainName, report.ID, []string{tlpGreen}, nil)
 	out, err := Build(enrInput(e, report, nil))
 	if err != nil {
 		t.Fatal(err)

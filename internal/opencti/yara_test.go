@@ -9,8 +9,12 @@ import (
 )
 
 func TestBuildYARAIndicators(t *testing.T) {
-	report := loadVTObject(t, "file_malicious_4bc00f7d.json")
-	rs := loadVTObject(t, "yara_ruleset_00888403c4.json")
+	forEachVTSet(t, testBuildYARAIndicators)
+}
+
+func testBuildYARAIndicators(t *testing.T, set vtSet) {
+	report := set.load(t, set.maliciousFile)
+	rs := set.load(t, set.ruleset)
 	e := fileEntity(t, TypeStixFile, report.Attributes.SHA256, []string{tlpAmber}, nil)
 	in := enrInput(e, report, map[string]*vt.Object{rs.ID: rs})
 	out, err := Build(in)
@@ -27,10 +31,10 @@ func TestBuildYARAIndicators(t *testing.T) {
 	if yara == nil {
 		t.Fatal("no YARA indicator")
 	}
-	if yara["x_opencti_detection"] != true || yara["valid_from"] != stix.FormatTimestamp(enrNow) || yara["name"] != "win_kerrdown_auto" {
+	if yara["x_opencti_detection"] != true || yara["valid_from"] != stix.FormatTimestamp(enrNow) || yara["name"] != set.yaraRule {
 		t.Errorf("YARA indicator = %v", yara)
 	}
-	if !strings.Contains(yara["description"].(string), `"ruleset_id": "00888403c4"`) {
+	if !strings.Contains(yara["description"].(string), `"ruleset_id": "`+set.rulesetID+`"`) {
 		t.Errorf("description lacks the ruleset id:\n%s", yara["description"])
 	}
 	var related bool
@@ -53,7 +57,7 @@ func TestBuildYARAIndicators(t *testing.T) {
 			t.Error("YARA indicator built without its ruleset")
 		}
 	}
-	if len(out.Warnings) != 1 || !strings.Contains(out.Warnings[0], "00888403c4") {
+	if len(out.Warnings) != 1 || !strings.Contains(out.Warnings[0], set.rulesetID) {
 		t.Errorf("warnings = %q", out.Warnings)
 	}
 }

@@ -73,9 +73,15 @@ global rule uses_pe
 	}
 }
 
-func TestPatternYARAFromSharedRuleset(t *testing.T) {
-	rs := loadVTObject(t, "yara_ruleset_00888403c4.json")
-	got, ok := extractYARARule(rs.Attributes.Rules, "win_kerrdown_auto")
+// TestPatternYARAFromVTRuleset extracts the only rule of a VirusTotal
+// ruleset answer: the synthetic one, and (fidelity) the real one.
+func TestPatternYARAFromVTRuleset(t *testing.T) {
+	forEachVTSet(t, testPatternYARAFromVTRuleset)
+}
+
+func testPatternYARAFromVTRuleset(t *testing.T, set vtSet) {
+	rs := set.load(t, set.ruleset)
+	got, ok := extractYARARule(rs.Attributes.Rules, set.yaraRule)
 	if !ok {
 		t.Fatal("rule not found")
 	}

@@ -249,7 +249,16 @@ func TestBundleGolden(t *testing.T) {
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("bundle differs from %s (-want +got):\n%s", golden, diff)
 	}
-	if err := validateBundle(t, json.RawMessage(got)); err != nil {
+}
+
+// TestBundleGoldenIsValidSTIX is a fidelity test: the golden bundle
+// validates against the official STIX 2.1 schemas of ../shared/spec.
+func TestBundleGoldenIsValidSTIX(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "enrichment_bundle.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateBundle(t, json.RawMessage(golden)); err != nil {
 		t.Errorf("golden bundle is not valid STIX: %v", err)
 	}
 }

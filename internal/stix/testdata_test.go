@@ -14,13 +14,13 @@ import (
 // sharedDir is the team's shared reference material, read in place.
 const sharedDir = "../../../shared"
 
-// sharedFile returns the path of a shared file, skipping the test when the
-// shared folder is not there.
+// sharedFile returns the path of a shared file, skipping the (fidelity)
+// test when it is absent.
 func sharedFile(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join(sharedDir, filepath.FromSlash(rel))
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared reference %s not available (%v); it lives outside the repository in /work/shared", p, err)
+		t.Skipf("fidelity test: ../shared/%s absent (%v); it lives outside the repository", rel, err)
 	}
 	return p
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -375,8 +376,12 @@ func TestCursors(t *testing.T) {
 	})
 }
 
-// TestOpenWhileAnotherProcessHoldsTheDatabase: a second Open while a
-// write transaction holds the SQLite file waits instead of failing.
+// TestOpenWhileAnotherHoldsTheDatabase: a second Open while a write
+// transaction holds the SQLite file waits instead of failing. The holder
+// commits only once the second Open is seen waiting in SQLite's busy
+// handler, inside its schema migration (its goroutine's stack shows both):
+// without that event the test could pass without Open ever meeting the
+// lock.
 func TestOpenWhileAnotherHoldsTheDatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "busy.db")
 	a := openStore(t, path)
@@ -395,11 +400,40 @@ func TestOpenWhileAnotherHoldsTheDatabase(t *testing.T) {
 		}
 		done <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	if err := waitForGoroutine(done, "internal/store.(*Store).migrate", "BusyHandler"); err != nil {
+		_ = tx.Rollback()
+		t.Fatalf("the second Open did not wait on the held lock: %v", err)
+	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Open while another connection held the database: %v", err)
+	}
+}
+
+// waitForGoroutine polls the stacks of all goroutines until one holds
+// every frame name of frames (SQLite's busy handler is named after
+// SQLite's C function, which the pure-Go driver keeps), or returns an
+// error when done delivers first (the awaited call returned without
+// passing there).
+func waitForGoroutine(done <-chan error, frames ...string) error {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
+			found := true
+			for _, f := range frames {
+				found = found && strings.Contains(g, f)
+			}
+			if found {
+				return nil
+			}
+		}
+		select {
+		case err := <-done:
+			return fmt.Errorf("it returned first (error %v)", err)
+		case <-time.After(time.Millisecond):
+		}
 	}
 }

@@ -25,7 +25,7 @@ func sharedDir(t *testing.T) string {
 	t.Helper()
 	st, err := os.Stat(sharedVT)
 	if err != nil || !st.IsDir() {
-		t.Skipf("fidelity test: the real VirusTotal answers are not at %s (they live in /work/shared, outside the repository): %v", sharedVT, err)
+		t.Skipf("fidelity test: ../shared/testdata/vt absent (%v); the real VirusTotal answers live outside the repository", err)
 	}
 	return sharedVT
 }

@@ -129,16 +129,19 @@ func TestDownloadOfUnavailableBinariesIs404(t *testing.T) {
 }
 
 func TestRealBinariesNotCopiedCannotBeDownloaded(t *testing.T) {
-	dir := cbFile(t, "binary_metadata")
+	forEachBinarySet(t, testLoadedBinariesNotCopiedCannotBeDownloaded)
+}
+
+func testLoadedBinariesNotCopiedCannotBeDownloaded(t *testing.T, set binarySet) {
 	s := newServer(t, Config{})
-	if _, err := s.LoadTestdata(dir); err != nil {
+	if _, err := s.LoadTestdata(set.dir); err != nil {
 		t.Fatal(err)
 	}
-	// copied_mod_len is 0 in the real document
-	callJSON(t, s, http.MethodGet, "/api/v1/binary/0D3C6E1A7EBD401F46E00EDBD61D1A72", nil, http.StatusNotFound, nil)
-	data := download(t, s, "00695B9C2DB6111064499C529E90C042")["filedata"]
-	if len(data) != 81920 || !bytes.HasPrefix(data, []byte("MZ")) {
-		t.Errorf("filedata: %d bytes starting %q, want 81920 starting MZ", len(data), data[:2])
+	// copied_mod_len is 0 in the loaded document
+	callJSON(t, s, http.MethodGet, "/api/v1/binary/"+set.notCopied, nil, http.StatusNotFound, nil)
+	data := download(t, s, set.copied)["filedata"]
+	if len(data) != set.copiedLen || !bytes.HasPrefix(data, []byte("MZ")) {
+		t.Errorf("filedata: %d bytes starting %q, want %d starting MZ", len(data), data[:min(len(data), 2)], set.copiedLen)
 	}
 }
 

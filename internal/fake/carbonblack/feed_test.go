@@ -2,10 +2,12 @@ package carbonblack
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,17 +17,70 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// templateFeed is the real cbfeeds template feed (all IOC types).
-func templateFeed(t *testing.T) []byte {
+// feedSet is a pair of feeds the feed tests run on: a valid feed with one
+// report per IOC type (all scored alike) and a feed refused for its icon.
+// The synthetic set is the project's own (testdata/, see
+// testdata/SOURCES.md); the real one (cbfeeds' template and a 2014
+// ThreatConnect feed from ../shared/testdata/cb) makes the same tests
+// fidelity tests.
+type feedSet struct {
+	name              string
+	dir               string // "" for ../shared/testdata/cb
+	valid, invalid    string // file names
+	feedName, display string // the valid feed's feedinfo
+	category          string
+	rating            float64
+	score             int
+	link              string
+	md5IOC            string // the md5 IOC of report md5Report (upper case)
+	md5Report         string
+	sha256IOC         string // the sha256 IOC (upper case)
+	moduleFilename    string // an observed filename the modules query IOC matches
+}
+
+var feedSets = []feedSet{
+	{
+		name: "synthetic", dir: "testdata",
+		valid: "feed_all_ioc_types.json", invalid: "feed_invalid_icon.json",
+		feedName: "fixtureallioc", display: "Fixture Feed All IOC Types", category: "Fixtures", rating: 3,
+		score: 64, link: "https://feeds.example.org/fixture",
+		md5IOC: "D006B1EB9996673766CCE4DF2BF2B481", md5Report: "WithMd5",
+		sha256IOC:      "A0451654712B6F9545B429E833AA693B384475FF7EA7DC25C5E9A6BB1E130F20",
+		moduleFilename: `c:\windows\wordpad.exe`,
+	},
+	{
+		name:  "real (fidelity)",
+		valid: "feed_cbfeeds_template_all_ioc_types.json", invalid: "feed_threatconnect_2014_invalid_icon.json",
+		feedName: "qafeedbwf912316192", display: "QA Feed BWF912316192", category: "Carbon Black", rating: 2,
+		score: 42, link: "https://gitlab.bit9.local/cbqa/cbr-server-tests",
+		md5IOC: "DBB379C9337CC31B24743E7CF81EE8BD", md5Report: "WithMd5",
+		sha256IOC:      "94DCF0531121E13A73114E8806F096D31E21DAB4A8B1BFEF95B5E0171A9A0556",
+		moduleFilename: `c:\windows\notepad.exe`,
+	},
+}
+
+// forEachFeedSet runs f in a subtest per feed set; the real one skips when
+// ../shared/testdata/cb is absent.
+func forEachFeedSet(t *testing.T, f func(t *testing.T, set feedSet)) {
 	t.Helper()
-	raw, err := os.ReadFile(cbFile(t, "feed_cbfeeds_template_all_ioc_types.json"))
+	for _, set := range feedSets {
+		t.Run(set.name, func(t *testing.T) {
+			if set.dir == "" {
+				set.dir = cbDir(t)
+			}
+			f(t, set)
+		})
+	}
+}
+
+func (set feedSet) read(t *testing.T, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(set.dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return raw
 }
-
-const templateName = "qafeedbwf912316192"
 
 // feedDoc builds a feed named virustotalconnector with reports.
 func feedDoc(t *testing.T, reports ...map[string]any) []byte {
@@ -84,15 +139,19 @@ func onlyFeed(t *testing.T, s *Server) Feed {
 }
 
 func TestFeedCreationReadsTheFeedinfoAndListsTheFeed(t *testing.T) {
-	fs := newFeedServer(t, templateFeed(t))
+	forEachFeedSet(t, testFeedCreationReadsTheFeedinfoAndListsTheFeed)
+}
+
+func testFeedCreationReadsTheFeedinfoAndListsTheFeed(t *testing.T, set feedSet) {
+	fs := newFeedServer(t, set.read(t, set.valid))
 	s := newServer(t, Config{})
 	var created map[string]any
 	callJSON(t, s, http.MethodPost, "/api/v1/feed",
 		map[string]any{"feed_url": fs.URL + "/feed.json", "enabled": true, "use_proxy": false, "validate_server_cert": false},
 		http.StatusOK, &created)
 	want := map[string]any{
-		"name": templateName, "display_name": "QA Feed BWF912316192", "category": "Carbon Black",
-		"provider_rating": 2.0, "manually_added": true, "enabled": true, "feed_url": fs.URL + "/feed.json",
+		"name": set.feedName, "display_name": set.display, "category": set.category,
+		"provider_rating": set.rating, "manually_added": true, "enabled": true, "feed_url": fs.URL + "/feed.json",
 		"use_proxy": false, "validate_server_cert": false, "username": nil, "password": nil,
 	}
 	for k, v := range want {
@@ -101,50 +160,60 @@ func TestFeedCreationReadsTheFeedinfoAndListsTheFeed(t *testing.T) {
 		}
 	}
 
-	var real []map[string]any
-	readJSON(t, "api_v1_feed_list_excerpt.json", &real)
 	var list []map[string]any
 	callJSON(t, s, http.MethodGet, "/api/v1/feed", nil, http.StatusOK, &list)
 	if len(list) != 1 {
 		t.Fatalf("%d feeds listed, want 1", len(list))
 	}
-	if diff := cmp.Diff(sortedKeys(real[0]), sortedKeys(list[0])); diff != "" {
-		t.Errorf("feed object keys (-real +fake):\n%s", diff)
+	if !cmp.Equal(list[0]["name"], set.feedName) || !cmp.Equal(list[0]["id"], 1.0) {
+		t.Errorf("listed feed %v, want feed 1 named %s", list[0], set.feedName)
 	}
-	for k, v := range list[0] {
-		for _, r := range real {
-			if rv := r[k]; rv != nil && v != nil && jsonType(rv) != jsonType(v) {
-				t.Errorf("%s is a %s, the real server sends a %s", k, jsonType(v), jsonType(rv))
+	t.Run("feed object shape (fidelity)", func(t *testing.T) {
+		var real []map[string]any
+		readJSON(t, "api_v1_feed_list_excerpt.json", &real)
+		if diff := cmp.Diff(sortedKeys(real[0]), sortedKeys(list[0])); diff != "" {
+			t.Errorf("feed object keys (-real +fake):\n%s", diff)
+		}
+		for k, v := range list[0] {
+			for _, r := range real {
+				if rv := r[k]; rv != nil && v != nil && jsonType(rv) != jsonType(v) {
+					t.Errorf("%s is a %s, the real server sends a %s", k, jsonType(v), jsonType(rv))
+				}
 			}
 		}
-	}
+	})
 	var one map[string]any
 	callJSON(t, s, http.MethodGet, "/api/v1/feed/1", nil, http.StatusOK, &one)
 	if diff := cmp.Diff(list[0], one); diff != "" {
 		t.Errorf("GET /api/v1/feed/1 differs from the list entry:\n%s", diff)
 	}
 	f := onlyFeed(t, s)
-	if f.ID != 1 || f.Name != templateName || f.Syncs != 0 || len(f.Reports) != 0 || !f.Created.Equal(t0) {
+	if f.ID != 1 || f.Name != set.feedName || f.Syncs != 0 || len(f.Reports) != 0 || !f.Created.Equal(t0) {
 		t.Errorf("Feeds()[0] = %+v", f)
 	}
 }
 
 func TestFeedSyncTagsBinariesSoTheExclusionQueryExcludesThem(t *testing.T) {
-	fs := newFeedServer(t, templateFeed(t))
+	forEachFeedSet(t, testFeedSyncTagsBinariesSoTheExclusionQueryExcludesThem)
+}
+
+func testFeedSyncTagsBinariesSoTheExclusionQueryExcludesThem(t *testing.T, set feedSet) {
+	templateName := set.feedName
+	fs := newFeedServer(t, set.read(t, set.valid))
 	s := newServer(t, Config{})
 	// sha256 IOC of report WithSha256
-	s.AddBinary(Binary{MD5: mdB, Size: 10, SHA256: "94DCF0531121E13A73114E8806F096D31E21DAB4A8B1BFEF95B5E0171A9A0556"})
-	// matched by the modules query IOC of WithQueryModule (observed_filename=notepad.exe)
-	s.AddBinary(Binary{MD5: mdC, Size: 10, ObservedFilenames: []string{`c:\windows\notepad.exe`}})
+	s.AddBinary(Binary{MD5: mdB, Size: 10, SHA256: set.sha256IOC})
+	// matched by the modules query IOC of WithQueryModule (observed_filename)
+	s.AddBinary(Binary{MD5: mdC, Size: 10, ObservedFilenames: []string{set.moduleFilename}})
 	s.AddBinary(Binary{MD5: mdD, Size: 10, OriginalFilename: "calc.exe"})
 	id := createFeed(t, s, fs.URL, nil)
 	syncFeed(t, s, id, false)
 	// md5 IOC of report WithMd5; binaries that arrive later are tagged too
-	mdX := "DBB379C9337CC31B24743E7CF81EE8BD"
+	mdX := set.md5IOC
 	s.AddBinary(Binary{MD5: mdX, Size: 10})
 
 	for _, md5sum := range []string{mdX, mdB, mdC} {
-		if diff := cmp.Diff(map[string]int{templateName: 42}, s.Tags(md5sum)); diff != "" {
+		if diff := cmp.Diff(map[string]int{templateName: set.score}, s.Tags(md5sum)); diff != "" {
 			t.Errorf("Tags(%s) (-want +got):\n%s", md5sum, diff)
 		}
 	}
@@ -154,9 +223,9 @@ func TestFeedSyncTagsBinariesSoTheExclusionQueryExcludesThem(t *testing.T) {
 	var doc map[string]any
 	callJSON(t, s, http.MethodGet, "/api/v1/binary/"+strings.ToLower(mdX)+"/summary", nil, http.StatusOK, &doc)
 	wantTags := map[string]any{
-		"alliance_score_" + templateName:   42.0,
-		"alliance_link_" + templateName:    "https://gitlab.bit9.local/cbqa/cbr-server-tests",
-		"alliance_data_" + templateName:    []any{"WithMd5"},
+		"alliance_score_" + templateName:   float64(set.score),
+		"alliance_link_" + templateName:    set.link,
+		"alliance_data_" + templateName:    []any{set.md5Report},
 		"alliance_updated_" + templateName: "2024-03-01T12:00:00Z",
 	}
 	for k, v := range wantTags {
@@ -168,7 +237,8 @@ func TestFeedSyncTagsBinariesSoTheExclusionQueryExcludesThem(t *testing.T) {
 	if got := searchAll(t, s, "-alliance_score_"+templateName+":*", "md5 asc"); !slices.Equal(got, []string{mdD}) {
 		t.Errorf("exclusion query selects %v, want only %s", got, mdD)
 	}
-	if got := searchAll(t, s, "alliance_score_"+templateName+":[40 TO 50]", "md5 asc"); !slices.Equal(got, []string{mdB, mdC, mdX}) {
+	scoreRange := fmt.Sprintf(":[%d TO %d]", set.score-2, set.score+8)
+	if got := searchAll(t, s, "alliance_score_"+templateName+scoreRange, "md5 asc"); !slices.Equal(got, slices.Sorted(slices.Values([]string{mdB, mdC, mdX}))) {
 		t.Errorf("score range selects %v", got)
 	}
 	f := onlyFeed(t, s)
@@ -322,10 +392,11 @@ func TestInvalidReportsAreRejectedAndRecorded(t *testing.T) {
 }
 
 func TestInvalidOrUnreachableFeedsAreRefusedAtCreation(t *testing.T) {
-	threatconnect, err := os.ReadFile(cbFile(t, "feed_threatconnect_2014_invalid_icon.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	forEachFeedSet(t, testInvalidOrUnreachableFeedsAreRefusedAtCreation)
+}
+
+func testInvalidOrUnreachableFeedsAreRefusedAtCreation(t *testing.T, set feedSet) {
+	threatconnect := set.read(t, set.invalid)
 	badName := strings.Replace(string(feedDoc(t)), `"name":"virustotalconnector"`, `"name":"virus total"`, 1)
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
@@ -372,10 +443,11 @@ func TestInvalidOrUnreachableFeedsAreRefusedAtCreation(t *testing.T) {
 }
 
 func TestAFailedSyncIsRecordedAndKeepsTheTags(t *testing.T) {
-	threatconnect, err := os.ReadFile(cbFile(t, "feed_threatconnect_2014_invalid_icon.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	forEachFeedSet(t, testAFailedSyncIsRecordedAndKeepsTheTags)
+}
+
+func testAFailedSyncIsRecordedAndKeepsTheTags(t *testing.T, set feedSet) {
+	threatconnect := set.read(t, set.invalid)
 	s := newServer(t, Config{})
 	s.AddBinary(Binary{MD5: mdA, Size: 10})
 	good := newFeedServer(t, feedDoc(t, report("r", 70, 1, mdA)))

@@ -28,18 +28,28 @@ const sharedCB = "../../../../shared/testdata/cb"
 
 const testToken = "cb-test-token-5f1c9e"
 
-// cbFile returns the path of a shared Carbon Black sample, skipping the test
-// when the samples are absent.
+// cbFile returns the path of a real Carbon Black sample of
+// ../shared/testdata/cb, skipping the (fidelity) test when it is absent.
 func cbFile(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(sharedCB, name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("Carbon Black samples not found at %s (they live in /work/shared, outside the repo): %v", p, err)
+		t.Skipf("fidelity test: ../shared/testdata/cb/%s absent (%v); it lives outside the repository", name, err)
 	}
 	return p
 }
 
-// readJSON decodes a shared sample.
+// cbDir returns ../shared/testdata/cb, skipping the (fidelity) test when it
+// is absent.
+func cbDir(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(sharedCB); err != nil {
+		t.Skipf("fidelity test: ../shared/testdata/cb absent (%v); it lives outside the repository", err)
+	}
+	return sharedCB
+}
+
+// readJSON decodes a real sample of ../shared/testdata/cb (fidelity).
 func readJSON(t *testing.T, name string, v any) {
 	t.Helper()
 	raw, err := os.ReadFile(cbFile(t, name))

@@ -199,24 +199,15 @@ func TestGlobMatch(t *testing.T) {
 }
 
 func TestQueriesOverTheRealBinaryDocuments(t *testing.T) {
-	dir := cbFile(t, "binary_metadata")
+	forEachBinarySet(t, testQueriesOverLoadedBinaryDocuments)
+}
+
+func testQueriesOverLoadedBinaryDocuments(t *testing.T, set binarySet) {
 	s := newServer(t, Config{})
-	if _, err := s.LoadTestdata(dir); err != nil {
+	if _, err := s.LoadTestdata(set.dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		q    string
-		want []string
-	}{
-		{"alliance_score_virustotal:*", []string{"98FA788238E71D9563D4BF177A4FC22C", "BC9503A901A545FAD807909F8C86B286"}},
-		{`digsig_publisher:"Google Inc"`, []string{"98FA788238E71D9563D4BF177A4FC22C", "9CA401B56526181DFDAE2C8DDBC8229D"}},
-		{"server_added_timestamp:[2015-07-27 TO *]", []string{"9CA401B56526181DFDAE2C8DDBC8229D", "DE4B36CC27AA307D45EC4FB888DF882D"}},
-		{"observed_filename:chrome.exe", []string{"98FA788238E71D9563D4BF177A4FC22C"}},
-		{"copied_mod_len:0", []string{"0D3C6E1A7EBD401F46E00EDBD61D1A72", "1AFB56F8A39455ACBAB16A29A45C30AC"}},
-		{"hostname:JASON-WIN81-VM orig_mod_len:[1000000 TO *]", []string{"8387AF7783F772EC1D208409080CB5B8"}},
-		{"watchlist_3:[2015-07-09T22:00:05.425Z TO 2015-07-09T22:00:05.425Z] -is_executable_image:true alliance_score_virustotal:1", []string{"BC9503A901A545FAD807909F8C86B286"}},
-		{"watchlist_3:{2015-07-09T22:00:05.425Z TO 2015-07-09T22:00:05.426Z]", nil},
-	} {
+	for _, tc := range set.queries {
 		if diff := cmp.Diff(tc.want, searchAll(t, s, tc.q, "md5 asc"), cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("q=%s (-want +got):\n%s", tc.q, diff)
 		}

@@ -1,6 +1,7 @@
 package carbonblack
 
 import (
+	"encoding/json"
 	"maps"
 	"net/http"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// TestInfoHasTheKeysAndTypesOfTheRealAnswer is a fidelity test: /api/info
+// against the real answer of ../shared/testdata/cb.
 func TestInfoHasTheKeysAndTypesOfTheRealAnswer(t *testing.T) {
 	var want map[string]any
 	readJSON(t, "api_info.json", &want)
@@ -30,6 +33,8 @@ func TestInfoHasTheKeysAndTypesOfTheRealAnswer(t *testing.T) {
 	}
 }
 
+// TestSearchAnswerHasTheShapeOfTheRealOne is a fidelity test: the search
+// answer against the real ones of ../shared/testdata/cb.
 func TestSearchAnswerHasTheShapeOfTheRealOne(t *testing.T) {
 	s := newServer(t, Config{})
 	s.AddSyntheticBinaries(3, t0, time.Minute)
@@ -58,7 +63,8 @@ func TestSearchAnswerHasTheShapeOfTheRealOne(t *testing.T) {
 	}
 }
 
-// TestSyntheticDocumentsHaveTheFieldsOfARealSearchResult compares the
+// TestSyntheticDocumentsHaveTheFieldsOfARealSearchResult is a fidelity
+// test: it compares the
 // document of a synthetic binary with the result of the real 6.2 search:
 // same keys (but watchlists, present only on watchlist hits) and types.
 func TestSyntheticDocumentsHaveTheFieldsOfARealSearchResult(t *testing.T) {
@@ -100,10 +106,15 @@ func TestSyntheticDocumentsHaveTheFieldsOfARealSearchResult(t *testing.T) {
 	}
 }
 
-// TestLoadedRealBinariesAreServedUnchanged loads the real summary bodies
-// and expects the same documents from the summary and the search.
+// TestLoadedRealBinariesAreServedUnchanged loads summary bodies (the
+// synthetic ones, and as a fidelity test the real ones) and expects the
+// same documents from the summary and the search.
 func TestLoadedRealBinariesAreServedUnchanged(t *testing.T) {
-	dir := cbFile(t, "binary_metadata")
+	forEachBinarySet(t, testLoadedBinariesAreServedUnchanged)
+}
+
+func testLoadedBinariesAreServedUnchanged(t *testing.T, set binarySet) {
+	dir := set.dir
 	paths, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	s := newServer(t, Config{})
 	n, err := s.LoadTestdata(dir)
@@ -115,7 +126,13 @@ func TestLoadedRealBinariesAreServedUnchanged(t *testing.T) {
 	}
 	for _, p := range paths {
 		var want map[string]any
-		readJSON(t, filepath.Join("binary_metadata", filepath.Base(p)), &want)
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("decode %s: %v", p, err)
+		}
 		md5sum := want["md5"].(string)
 		t.Run(md5sum, func(t *testing.T) {
 			var summary map[string]any

@@ -27,13 +27,13 @@ const shared = "../../../../shared"
 
 const testToken = "octi-test-token-3b9e1f"
 
-// sharedFile returns the path of a shared file, skipping the test when the
-// shared directory is absent.
+// sharedFile returns the path of a shared file, skipping the (fidelity)
+// test when it is absent.
 func sharedFile(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join(shared, rel)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared file not found at %s (it lives in /work/shared, outside the repo): %v", p, err)
+		t.Skipf("fidelity test: ../shared/%s absent (%v); it lives outside the repository", rel, err)
 	}
 	return p
 }
@@ -57,7 +57,7 @@ func schemaIfPresent() string {
 func requireSchema(t *testing.T) {
 	t.Helper()
 	if schemaIfPresent() == "" {
-		t.Skipf("fidelity test: the platform's relay schema is not at %s (it lives in /work/shared, outside the repository)", relaySchemaPath)
+		t.Skipf("fidelity test: ../shared/spec/opencti-relay.schema.graphql absent (looked at %s); it lives outside the repository", relaySchemaPath)
 	}
 }
 

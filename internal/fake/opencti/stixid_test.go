@@ -112,7 +112,7 @@ func TestIDsOfRealPlatformObjects(t *testing.T) {
 	dir := filepath.Join(shared, "testdata", "opencti")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(files) == 0 {
-		t.Skipf("fidelity test: the real OpenCTI recordings are not at %s (they live in /work/shared, outside the repository)", dir)
+		t.Skipf("fidelity test: ../shared/testdata/opencti absent (no recording at %s); it lives outside the repository", dir)
 	}
 	// pycti's id-rewrite fixture deliberately carries a non-standard id for
 	// a malware whose standard id appears in another recording.

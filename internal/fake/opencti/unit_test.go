@@ -13,34 +13,22 @@ import (
 // Tests in this file need no RabbitMQ.
 
 func TestSplitBundleLikePycti(t *testing.T) {
-	b := loadBundle(t, "pycti_bundle_ids_sample.json")
+	forEachBundleSet(t, testSplitBundleLikePycti)
+}
+
+func testSplitBundleLikePycti(t *testing.T, set bundleSet) {
+	b := set.loadBundle(t, set.splitSample)
 	pieces := splitBundle(b)
-	type piece struct {
-		ID     string
-		NbDeps int
-	}
-	var got []piece
+	var got []splitPiece
 	for _, p := range pieces {
 		objs := p["objects"].([]any)
 		if len(objs) != 1 || p["id"] != b["id"] || p["type"] != "bundle" || p["spec_version"] != "2.1" || p["x_opencti_seq"] != objs[0].(map[string]any)["nb_deps"] {
 			t.Fatalf("piece %v", p)
 		}
 		o := objs[0].(map[string]any)
-		got = append(got, piece{o["id"].(string), o["nb_deps"].(int)})
+		got = append(got, splitPiece{o["id"].(string), o["nb_deps"].(int)})
 	}
-	// malware, identity, marking: no dependency in the bundle; sighting: 1 +
-	// malware + identity; report: 1 + identity + marking + malware (the
-	// observed-data it also references is not in the bundle);
-	// relationship: 1 + identity + marking + malware + report.
-	want := []piece{
-		{"malware--d650c5b9-4b43-5781-8576-ea52bd6c7ce5", 1},
-		{"identity--7b82b010-b1c0-4dae-981f-7756374a17da", 1},
-		{"marking-definition--78ca4366-f5b8-4764-83f7-34ce38198e27", 1},
-		{"sighting--ee20065d-2555-424f-ad9e-0f8428623c75", 3},
-		{"report--a445d22a-db0c-4b5d-9ec8-e9ad0b6dbdd7", 4},
-		{"relationship--ba52fced-422a-4bee-816a-85aa21c9eacc", 8},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(set.splitWant, got); diff != "" {
 		t.Errorf("split order (-want +got):\n%s", diff)
 	}
 	// The marking's self reference is cut; refs outside the bundle stay.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,11 +16,97 @@ import (
 	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
-// loadBundle reads a shared bundle.
-func loadBundle(t *testing.T, name string) map[string]any {
+// splitPiece is one object of a split bundle and its dependency count.
+type splitPiece struct {
+	ID     string
+	NbDeps int
+}
+
+// bundleSet is a set of pycti-style bundles the worker tests run on: the
+// project's hand-written ones (testdata/, see testdata/SOURCES.md) and, as
+// a fidelity test, pycti's own test bundles (../shared/testdata/opencti).
+type bundleSet struct {
+	name string
+	dir  string // "" for ../shared/testdata/opencti
+	// splitSample holds a malware, an identity, a marking that references
+	// itself, a sighting, a report (referencing an observed-data that is
+	// not in the bundle) and a relationship; splitWant is how pycti splits
+	// it.
+	splitSample string
+	splitWant   []splitPiece
+	// indicator holds indicators whose author is not in the bundle, with a
+	// marking the platform knows.
+	indicator string
+	// monoRelationship is a relationship between objects the platform does
+	// not have; missingRefs is how the worker's error lists them.
+	monoRelationship, missingRefs string
+	// malwareWithSample holds a malware and its sample file, in that order.
+	malwareWithSample string
+}
+
+var bundleSets = []bundleSet{
+	{
+		name:        "synthetic",
+		dir:         "testdata",
+		splitSample: "pycti_style_bundle_split_sample.json",
+		// malware, identity, marking: no dependency in the bundle;
+		// sighting: 1 + malware + identity; report: 1 + identity + marking
+		// + malware (the observed-data it also references is not in the
+		// bundle); relationship: 1 + identity + marking + malware + report.
+		splitWant: []splitPiece{
+			{"malware--104dc66c-d3b9-4609-b4c3-0dde563cf148", 1},
+			{"identity--bed834aa-9df7-4d36-86fd-89025e8002fd", 1},
+			{"marking-definition--c4aa853f-e547-4e13-a89e-d18b6efb25cc", 1},
+			{"sighting--a27a40cf-ca76-4097-9900-24a4988ec4e8", 3},
+			{"report--73936b86-05fb-407c-94c6-36b7f2f801ed", 4},
+			{"relationship--7e6da653-1312-4d69-abd4-7595734f8fb9", 8},
+		},
+		indicator:         "pycti_style_bundle_indicator.json",
+		monoRelationship:  "pycti_style_bundle_mono_relationship.json",
+		missingRefs:       "identity--not-available, malware--32a18c0e-734d-4eae-8e26-634e381e9601",
+		malwareWithSample: "pycti_style_bundle_malware_with_sample.json",
+	},
+	{
+		name:        "real (fidelity)",
+		splitSample: "pycti_bundle_ids_sample.json",
+		splitWant: []splitPiece{
+			{"malware--d650c5b9-4b43-5781-8576-ea52bd6c7ce5", 1},
+			{"identity--7b82b010-b1c0-4dae-981f-7756374a17da", 1},
+			{"marking-definition--78ca4366-f5b8-4764-83f7-34ce38198e27", 1},
+			{"sighting--ee20065d-2555-424f-ad9e-0f8428623c75", 3},
+			{"report--a445d22a-db0c-4b5d-9ec8-e9ad0b6dbdd7", 4},
+			{"relationship--ba52fced-422a-4bee-816a-85aa21c9eacc", 8},
+		},
+		indicator:         "pycti_bundle_indicator.json",
+		monoRelationship:  "pycti_bundle_mono_relationship.json",
+		missingRefs:       "identity--not-available, malware--faa5b705-cf44-4e50-8472-29e5fec43c3c",
+		malwareWithSample: "pycti_bundle_malware_with_sample.json",
+	},
+}
+
+// forEachBundleSet runs f in a subtest per bundle set; the real one skips
+// when ../shared/testdata/opencti is absent.
+func forEachBundleSet(t *testing.T, f func(t *testing.T, set bundleSet)) {
 	t.Helper()
+	for _, set := range bundleSets {
+		t.Run(set.name, func(t *testing.T) {
+			if set.dir == "" {
+				set.dir = sharedFile(t, "testdata/opencti")
+			}
+			f(t, set)
+		})
+	}
+}
+
+// loadBundle reads a bundle of the set.
+func (set bundleSet) loadBundle(t *testing.T, name string) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(set.dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b map[string]any
-	if err := json.Unmarshal(readShared(t, "testdata/opencti/"+name), &b); err != nil {
+	if err := json.Unmarshal(raw, &b); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return b
@@ -32,11 +120,11 @@ func objectsOf(b map[string]any) []map[string]any {
 	return out
 }
 
-// deterministicIndicatorBundle is pycti_bundle_indicator.json made as a
+// deterministicIndicatorBundle is the set's indicator bundle made as a
 // connector using internal/stix would send it: indicator ids derived from
 // their patterns and their author, a deterministic identity, in the bundle.
-func deterministicIndicatorBundle(t *testing.T) map[string]any {
-	b := loadBundle(t, "pycti_bundle_indicator.json")
+func deterministicIndicatorBundle(t *testing.T, set bundleSet) map[string]any {
+	b := set.loadBundle(t, set.indicator)
 	author := map[string]any{
 		"type": "identity", "spec_version": "2.1", "id": stix.IdentityID("Example Corp", stix.IdentityClassOrganization),
 		"name": "Example Corp", "identity_class": "organization",
@@ -73,10 +161,14 @@ func sendBundle(t *testing.T, p *Platform, cid, wid string, b map[string]any) []
 }
 
 func TestWorkerImportsAPushedBundleAndTheWorkCompletesAfterToProcessed(t *testing.T) {
+	forEachBundleSet(t, testWorkerImportsAPushedBundleAndTheWorkCompletesAfterToProcessed)
+}
+
+func testWorkerImportsAPushedBundleAndTheWorkCompletesAfterToProcessed(t *testing.T, set bundleSet) {
 	p := newPlatform(t, nil)
 	cid := register(t, p, "IPv4-Addr")
 	wid := startWork(t, p, cid)
-	b := deterministicIndicatorBundle(t)
+	b := deterministicIndicatorBundle(t, set)
 	ids := []string{}
 	for _, o := range objectsOf(b) {
 		ids = append(ids, o["id"].(string))
@@ -136,7 +228,7 @@ func TestWorkerImportsAPushedBundleAndTheWorkCompletesAfterToProcessed(t *testin
 
 	// The same objects again (a re-enrichment) are upserted: written twice.
 	wid2 := startWork(t, p, cid)
-	sendBundle(t, p, cid, wid2, deterministicIndicatorBundle(t))
+	sendBundle(t, p, cid, wid2, deterministicIndicatorBundle(t, set))
 	mustGQL(t, p, toProcessedQuery, map[string]any{"id": wid2, "message": "again"}, nil)
 	if _, err := p.WaitWork(ctx, wid2, statusComplete); err != nil {
 		t.Fatal(err)
@@ -149,10 +241,15 @@ func TestWorkerImportsAPushedBundleAndTheWorkCompletesAfterToProcessed(t *testin
 }
 
 func TestWorkerFlagsBadObjects(t *testing.T) {
+	forEachBundleSet(t, testWorkerFlagsBadObjects)
+}
+
+func testWorkerFlagsBadObjects(t *testing.T, set bundleSet) {
 	p := newPlatform(t, nil)
 	cid := register(t, p, "IPv4-Addr")
+	firstPattern := objectsOf(set.loadBundle(t, set.indicator))[0]["pattern"].(string)
 	indicator := func(change func(o map[string]any)) map[string]any {
-		o := objectsOf(loadBundle(t, "pycti_bundle_indicator.json"))[0]
+		o := objectsOf(set.loadBundle(t, set.indicator))[0]
 		o["id"] = stix.IndicatorID(o["pattern"].(string))
 		delete(o, "created_by_ref")
 		change(o)
@@ -170,12 +267,12 @@ func TestWorkerFlagsBadObjects(t *testing.T) {
 		}), []string{CodeMissingReference}, false, "identity--26926631-96e9-40e9-9ac0-ab93384f0ce7"},
 		{"random indicator id", indicator(func(o map[string]any) {
 			o["id"] = "indicator--39915430-6d24-4f9d-a871-76a264169674"
-		}), []string{CodeIDMismatch}, true, stix.IndicatorID("[ipv4-addr:value = '103.83.192.6']")},
+		}), []string{CodeIDMismatch}, true, stix.IndicatorID(firstPattern)},
 		{"dangling ref in an extension", indicator(func(o map[string]any) {
 			o["extensions"] = map[string]any{stix.ExtensionOpenCTISCO: map[string]any{"granted_refs": []any{"identity--0d0c5c5e-6a4e-4b8e-9f3c-0a3b6f0f5e21"}}}
 		}), []string{CodeMissingReference}, false, "identity--0d0c5c5e"},
-		{"relationship between unknown objects", loadBundle(t, "pycti_bundle_mono_relationship.json"),
-			[]string{CodeMissingReference}, false, "identity--not-available, malware--faa5b705-cf44-4e50-8472-29e5fec43c3c"},
+		{"relationship between unknown objects", set.loadBundle(t, set.monoRelationship),
+			[]string{CodeMissingReference}, false, set.missingRefs},
 		{"id that is not a UUID", indicator(func(o map[string]any) { o["id"] = "indicator--1234" }),
 			[]string{CodeInvalidObject}, false, "does not end with a UUID"},
 		{"file without hashes nor name", map[string]any{"type": "bundle", "id": "bundle--" + uuidV4(), "objects": []any{
@@ -216,10 +313,14 @@ func TestWorkerFlagsBadObjects(t *testing.T) {
 }
 
 func TestWorkerSplitsMultiObjectMessages(t *testing.T) {
+	forEachBundleSet(t, testWorkerSplitsMultiObjectMessages)
+}
+
+func testWorkerSplitsMultiObjectMessages(t *testing.T, set bundleSet) {
 	p := newPlatform(t, nil)
 	cid := register(t, p, "StixFile")
 	wid := startWork(t, p, cid)
-	b := loadBundle(t, "pycti_bundle_malware_with_sample.json")
+	b := set.loadBundle(t, set.malwareWithSample)
 	objs := objectsOf(b)
 	malwareID, fileID := objs[0]["id"].(string), objs[1]["id"].(string)
 	// One unsplit message and no expectation: the worker splits it, adds 2
@@ -243,10 +344,10 @@ func TestWorkerSplitsMultiObjectMessages(t *testing.T) {
 		t.Errorf("first republished object %v, want the sample file %s (fewer dependencies)", got, fileID)
 	}
 	wantCodes := map[string]string{}
-	if malwareID != stix.MalwareID("BasicMalware") {
+	if malwareID != stix.MalwareID(objs[0]["name"].(string)) {
 		wantCodes[malwareID] = CodeIDMismatch
 	}
-	if want, _ := stix.FileID(nil, "basicFile"); fileID != want {
+	if want, _ := stix.FileID(nil, objs[1]["name"].(string)); fileID != want {
 		wantCodes[fileID] = CodeIDMismatch
 	}
 	gotCodes := map[string]string{}

@@ -21,7 +21,7 @@ var sharedTestdata = filepath.Join("..", "..", "..", "..", "shared", "testdata",
 func requireSharedTestdata(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(sharedTestdata, "SOURCES.md")); err != nil {
-		t.Skipf("fidelity test: the real VirusTotal recordings are not at %s (they live in /work/shared, outside the repository): %v", sharedTestdata, err)
+		t.Skipf("fidelity test: ../shared/testdata/vt absent (%v); the real VirusTotal recordings live outside the repository", err)
 	}
 	return sharedTestdata
 }
