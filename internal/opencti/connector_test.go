@@ -121,7 +121,7 @@ type octiWorld struct {
 	st  *store.Store
 }
 
-func newOctiWorld(t *testing.T, env map[string]string) *octiWorld {
+func newOctiWorld(t testing.TB, env map[string]string) *octiWorld {
 	t.Helper()
 	base := map[string]string{
 		"OPENCTI_URL": "http://opencti.test", "OPENCTI_TOKEN": "octi-token", "CONNECTOR_ID": "5d4e7a4b-0b1c-4a8e-9d7c-3f2a1b0c9e8d",

@@ -143,13 +143,18 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 		return 0
 	}
 	if s, err := strconv.ParseInt(h, 10, 64); err == nil && s >= 0 && s <= math.MaxInt64/int64(time.Second) {
-		return time.Duration(s) * time.Second
+		return min(time.Duration(s)*time.Second, MaxRetryAfter)
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), MaxRetryAfter)
 	}
 	return 0
 }
+
+// MaxRetryAfter caps the wait a Retry-After header can ask for: a day,
+// the longest quota window VirusTotal resets without our own figures
+// saying more (a hostile or broken answer must not stop work for years).
+const MaxRetryAfter = 24 * time.Hour
 
 // Retryable reports whether err is worth retrying later with the same
 // request: quota, transient, deadline and not-available-yet errors.
