@@ -37,6 +37,7 @@ or Ctrl-C: work in flight is finished or handed back to the queue.`,
 	}
 	cmd.PersistentFlags().StringVar(&path, "config", config.DefaultCarbonBlackConfigPath, "connector.conf to read")
 	cmd.AddCommand(
+		newCbImportLegacyCmd(e, &path),
 		&cobra.Command{
 			Use:   "resync",
 			Short: "Ask the Carbon Black server to fetch the whole feed again now (a full sync)",
