@@ -100,7 +100,7 @@ func TestRegistrarLeavesADisabledFeedDisabled(t *testing.T) {
 		states []bool
 	)
 	reg := NewRegistrar(c, RegistrarConfig{FeedURL: doc.URL + "/feed.json", Register: true, FullSyncAtStart: true,
-		Manage: FeedSettings{URL: true, UseProxy: true, ValidateServerCert: true, Auth: true},
+		Manage:    FeedSettings{URL: true, UseProxy: true, ValidateServerCert: true, Auth: true},
 		SyncEvery: time.Hour, OnDisabled: func(d bool) { mu.Lock(); states = append(states, d); mu.Unlock() }},
 		slog.New(slog.DiscardHandler))
 	ctx := t.Context()
