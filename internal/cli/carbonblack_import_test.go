@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,4 +98,52 @@ func (w *cbWorld) itemState(t testing.TB, md5 string) string {
 		return ""
 	}
 	return it.State
+}
+
+// TestCarbonBlackUnopenableDatabaseExits2: a database that cannot be
+// opened is a configuration error (exit 2, one line), not a restart loop.
+func TestCarbonBlackUnopenableDatabaseExits2(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{Seed: 1}, "")
+	conf, err := os.ReadFile(w.confPth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(w.dir, "not-a-dir")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf = []byte(strings.Replace(string(conf), "database_url="+filepath.Join(w.dir, "cb.db"), "database_url="+filepath.Join(blocker, "cb.db"), 1))
+	if err := os.WriteFile(w.confPth, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	code := run(t.Context(), []string{"carbonblack", "--config", w.confPth}, e)
+	if code != ExitUsage {
+		t.Errorf("exit status %d, want %d; stderr:\n%s", code, ExitUsage, errb.String())
+	}
+	if lines := strings.Split(strings.TrimSpace(errb.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "database_url") {
+		t.Errorf("stderr %q: want one line naming database_url", errb.String())
+	}
+}
+
+func TestCarbonBlackResetCollector(t *testing.T) {
+	w := newCbWorld(t, fakevt.Config{Seed: 1}, "")
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if code := run(t.Context(), []string{"carbonblack", "reset-collector", "--config", w.confPth, "--since", "2025-01-31"}, e); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	st, err := store.Open(t.Context(), filepath.Join(w.dir, "cb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, ok, err := st.GetCursor(t.Context(), "cb.collector")
+	if err != nil || !ok || !strings.Contains(v, `"backfill_mark":"2025-01-31T00:00:00Z"`) || strings.Contains(v, `"backfill_done":true`) {
+		t.Errorf("collector position %s (%v %v): want the backfill to walk again from 2025-01-31", v, ok, err)
+	}
+	if code := run(t.Context(), []string{"carbonblack", "reset-collector", "--config", w.confPth, "--since", "yesterday"}, e); code != ExitUsage {
+		t.Errorf("bad --since: exit %d, want %d", code, ExitUsage)
+	}
 }
