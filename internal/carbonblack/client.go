@@ -305,6 +305,48 @@ type FeedRecord struct {
 	ValidateServerCert bool   `json:"validate_server_cert"`
 	Username           string `json:"username,omitempty"`
 	Password           string `json:"password,omitempty"`
+
+	// All is the record as the server sent it, every field (display name,
+	// ratings, icons, settings made in the console...); UpdateFeed writes
+	// it back whole, with the fields above laid over it.
+	All map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON reads the typed fields and keeps the whole record in All.
+func (f *FeedRecord) UnmarshalJSON(b []byte) error {
+	type plain FeedRecord
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	*f = FeedRecord(p)
+	f.All = all
+	return nil
+}
+
+// whole is the record to PUT: All with the typed fields laid over it
+// (username and password only when set: a server may not return them).
+func (f FeedRecord) whole() map[string]any {
+	out := make(map[string]any, len(f.All)+6)
+	for k, v := range f.All {
+		out[k] = v
+	}
+	out["id"], out["feed_url"], out["enabled"] = f.ID, f.FeedURL, f.Enabled
+	out["use_proxy"], out["validate_server_cert"] = f.UseProxy, f.ValidateServerCert
+	if f.Name != "" {
+		out["name"] = f.Name
+	}
+	if f.Username != "" {
+		out["username"] = f.Username
+	}
+	if f.Password != "" {
+		out["password"] = f.Password
+	}
+	return out
 }
 
 // ListFeeds returns every feed of the server.
@@ -322,9 +364,12 @@ func (c *Client) CreateFeed(ctx context.Context, f FeedRecord) (FeedRecord, erro
 	return out, err
 }
 
-// UpdateFeed changes a feed's settings.
+// UpdateFeed writes a feed's record back whole (f.All with the typed
+// fields laid over it), as cbapi's Feed.save does: fields the caller did
+// not change keep the values the server sent, and a server that refuses
+// partial updates accepts it.
 func (c *Client) UpdateFeed(ctx context.Context, f FeedRecord) error {
-	return c.doJSON(ctx, http.MethodPut, "/api/v1/feed/"+strconv.Itoa(f.ID), nil, f, nil)
+	return c.doJSON(ctx, http.MethodPut, "/api/v1/feed/"+strconv.Itoa(f.ID), nil, f.whole(), nil)
 }
 
 // SyncFeed asks the server to fetch the feed now; full also removes the

@@ -49,7 +49,10 @@ func newCollectorWorld(t *testing.T, pageSize int) (*fakecb.Server, *Collector, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c := NewCollector(cb, st, CollectorConfig{FeedName: FeedName, MaxBinarySize: 10 << 20, PageSize: pageSize}, slog.New(slog.DiscardHandler))
+	// The live poller starts at the first binaries' time: the walks below
+	// cross from the backfill into the live poller's range.
+	now := func() time.Time { return time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) }
+	c := NewCollector(cb, st, CollectorConfig{FeedName: FeedName, MaxBinarySize: 10 << 20, PageSize: pageSize, Now: now}, slog.New(slog.DiscardHandler))
 	return sim, c, st, tr
 }
 
@@ -104,8 +107,8 @@ func TestCollectorWalksEverythingOnceAcrossPagesAndPasses(t *testing.T) {
 	}
 	var p position
 	v, _, _ := st.GetCursor(t.Context(), collectorCursor)
-	if err := json.Unmarshal([]byte(v), &p); err != nil || !p.CaughtUp || !p.Mark.Equal(base.Add(2*time.Hour)) {
-		t.Errorf("saved position %s (%v); want caught up at the newest second", v, err)
+	if err := json.Unmarshal([]byte(v), &p); err != nil || !p.BackfillDone || !p.LiveMark.Equal(base.Add(2*time.Hour)) {
+		t.Errorf("saved position %s (%v); want the backfill done and the live mark at the newest second", v, err)
 	}
 }
 
@@ -117,7 +120,9 @@ func TestCollectorResumesFromItsSavedPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A new collector on the same store (a restart) does not walk again.
-	c2 := NewCollector(c.cb, st, c.cfg, c.log)
+	cfg := c.cfg
+	cfg.Overlap = time.Minute // the look-back re-reads 2 old binaries, within one page
+	c2 := NewCollector(c.cb, st, cfg, c.log)
 	sim.AddSyntheticBinaries(4, base.Add(time.Hour), time.Minute)
 	searches := sim.Stats().Searches
 	n, err := c2.Pass(t.Context())
@@ -135,13 +140,14 @@ func TestCollectorResumesFromItsSavedPosition(t *testing.T) {
 func TestCollectorQuery(t *testing.T) {
 	c := NewCollector(nil, nil, CollectorConfig{FeedName: "VirusTotalConnector", MaxBinarySize: 1000,
 		FilterQuery: `is_executable_image:true OR digsig_result:"Unsigned"`}, slog.New(slog.DiscardHandler))
-	got := c.Query(position{Mark: time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC)})
-	want := `server_added_timestamp:[2025-01-02T03:04:05 TO *] -alliance_score_virustotalconnector:* orig_mod_len:[1 TO 1000] (is_executable_image:true OR digsig_result:"Unsigned")`
+	got := c.Query(time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC), time.Time{})
+	// binary_filter_query is appended as the original appended it.
+	want := `server_added_timestamp:[2025-01-02T03:04:05 TO *] -alliance_score_virustotalconnector:* orig_mod_len:[1 TO 1000] is_executable_image:true OR digsig_result:"Unsigned"`
 	if got != want {
 		t.Errorf("query\n got %s\nwant %s", got, want)
 	}
-	if got := c.Query(position{}); !strings.HasPrefix(got, "server_added_timestamp:[* TO *] ") {
-		t.Errorf("first query %s: want an open lower bound", got)
+	if got := c.Query(time.Time{}, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)); !strings.HasPrefix(got, "server_added_timestamp:[* TO 2025-01-02T03:04:05] ") {
+		t.Errorf("backfill query %s: want an open lower bound", got)
 	}
 }
 

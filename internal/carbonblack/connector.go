@@ -90,15 +90,29 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	}
 	tmp := os.TempDir()
 
+	// The original's verdicts are imported before anything is published
+	// or synced: the first render serves them, and no full sync can drop
+	// their tags from Carbon Black before.
+	imported := importAtStart(ctx, cfg, d)
 	cache := NewFeedCache()
 	_, published, err := d.Store.ListResults(ctx, ResultsNS, 0, 1)
 	if err != nil {
 		return fmt.Errorf("carbonblack: %w", err)
 	}
-	reg := NewRegistrar(d.Cb, RegistrarConfig{FullSyncAtStart: published > 0,
+	reg := NewRegistrar(d.Cb, RegistrarConfig{FullSyncAtStart: published > 0 && imported,
 		Name: FeedName, FeedURL: cfg.FeedURL(), UseProxy: cfg.FeedUseProxy, ValidateServerCert: cfg.FeedValidateServerCert,
 		Username: cfg.FeedUsername, Password: cfg.FeedPassword.Reveal(), Register: cfg.RegisterFeed, SyncEvery: t.SyncEvery,
-		RetryEvery: t.RetryEvery,
+		RetryEvery: t.RetryEvery, Manage: ManagedFeedSettings(cfg),
+		OnDisabled: func(disabled bool) {
+			if d.Obs == nil {
+				return
+			}
+			if disabled {
+				d.Obs.Problem(ProblemFeedDisabled, "the feed "+FeedName+" is disabled on the Carbon Black server: vtconnector leaves it so and requests no sync; enable it on the Threat Intelligence page for its verdicts to reach Carbon Black")
+			} else {
+				d.Obs.Resolve(ProblemFeedDisabled)
+			}
+		},
 	}, log.With("part", "registrar"))
 	pub := NewPublisher(d.Store, cache, DefaultFeedInfo(), FeedOptions{MinPositives: cfg.FeedMinPositives, IncludeSHA256: cfg.FeedIncludeSHA256}, reg, log.With("part", "feed"))
 	if t.Debounce > 0 {
@@ -158,6 +172,68 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 		return err
 	}
 	return nil
+}
+
+// ProblemFeedDisabled is the status page's problem key while an
+// administrator has the feed disabled.
+const ProblemFeedDisabled = "feed_disabled"
+
+// ManagedFeedSettings are the settings of an existing feed that
+// connector.conf sets explicitly, the only ones the connector changes.
+func ManagedFeedSettings(cfg *config.CarbonBlack) FeedSettings {
+	return FeedSettings{
+		URL:                cfg.IsSet("feed_host") || cfg.IsSet("listener_port") || cfg.IsSet("cert_file") || cfg.IsSet("key_file"),
+		UseProxy:           cfg.IsSet("feed_use_proxy"),
+		ValidateServerCert: cfg.IsSet("feed_validate_server_cert"),
+		Auth:               cfg.IsSet("feed_username") || cfg.IsSet("feed_password"),
+	}
+}
+
+// ProblemLegacyImport is the status page's problem key when the
+// original connector's database could not be imported.
+const ProblemLegacyImport = "legacy_import"
+
+// importAtStart imports the original connector's database once (the
+// store records it) and reports the import in the log and on the status
+// page. It returns false when the import failed: the connector then asks
+// for no full sync at start, which would drop the original's tags.
+func importAtStart(ctx context.Context, cfg *config.CarbonBlack, d Deps) bool {
+	log := d.Log.With("part", "import")
+	note := func(msg string) {
+		if d.Obs != nil {
+			d.Obs.Note(ProblemLegacyImport, msg)
+		}
+	}
+	if last, ok, err := LastLegacyImport(ctx, d.Store); err != nil {
+		log.Warn("record of the earlier import unreadable", "error", err)
+	} else if ok {
+		log.Info("the original connector's database was imported earlier; not again", "summary", last.Summary())
+		note(last.Summary())
+		return true
+	}
+	if cfg.LegacyDatabase == "" {
+		return true
+	}
+	rep, err := ImportLegacy(ctx, d.Store, cfg.LegacyDatabase, log)
+	switch {
+	case errors.Is(err, ErrNoLegacyDatabase) && !cfg.IsSet("legacy_database"):
+		log.Info("no database of the original connector to import", "legacy_database", cfg.LegacyDatabase)
+		return true
+	case errors.Is(err, ErrNoLegacyDatabase):
+		log.Warn("legacy_database does not exist; nothing imported", "legacy_database", cfg.LegacyDatabase)
+		if d.Obs != nil {
+			d.Obs.Problem(ProblemLegacyImport, "legacy_database "+cfg.LegacyDatabase+" does not exist; nothing imported")
+		}
+		return true
+	case err != nil:
+		log.Error("IMPORT OF THE ORIGINAL CONNECTOR'S DATABASE FAILED; it is tried again at the next start", "error", err)
+		if d.Obs != nil {
+			d.Obs.Problem(ProblemLegacyImport, "import of "+cfg.LegacyDatabase+" failed (tried again at the next start): "+err.Error())
+		}
+		return false
+	}
+	note(rep.Summary())
+	return true
 }
 
 // recheck puts verdicts older than days back in the queue, so that old

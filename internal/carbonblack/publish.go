@@ -186,6 +186,10 @@ type RegistrarConfig struct {
 	// Register false leaves the feed's registration to the operator; the
 	// connector still asks an existing feed of that name to sync.
 	Register bool
+	// Manage says which settings of an existing feed the configuration
+	// sets explicitly: only those are changed on the server. A new feed
+	// is created with all of them.
+	Manage FeedSettings
 	// FullSyncAtStart asks for a full sync once the feed is registered,
 	// to catch up with reports withdrawn while the connector was down.
 	// It must be false while the connector has published nothing yet: a
@@ -194,22 +198,38 @@ type RegistrarConfig struct {
 	FullSyncAtStart bool
 	SyncEvery       time.Duration // at most one sync per interval (default 1 min)
 	RetryEvery      time.Duration // after a failure to reach the server (default 30 s)
+	// OnDisabled, when set, is told whether an administrator has
+	// disabled the feed (true) or it is enabled (again) (false).
+	OnDisabled func(disabled bool)
+}
+
+// FeedSettings names the settings of a registered feed the connector
+// may change.
+type FeedSettings struct {
+	URL                bool // feed_url (feed_host, listener_port, cert_file, key_file)
+	UseProxy           bool // feed_use_proxy
+	ValidateServerCert bool // feed_validate_server_cert
+	Auth               bool // feed_username, feed_password
 }
 
 // Registrar makes sure the feed is registered on the Carbon Black server
-// with the right URL and flags, and asks the server to sync it after
-// changes, at most once per SyncEvery. A failed sync is kept for the next
-// round, never forgotten.
+// and asks the server to sync it after changes, at most once per
+// SyncEvery. A feed that exists is respected: only the settings the
+// configuration sets explicitly are changed (the record read whole and
+// written back whole), and a feed an administrator disabled stays
+// disabled and is not synced. A failed sync is kept for the next round,
+// never forgotten.
 type Registrar struct {
 	cb  feedAPI
 	cfg RegistrarConfig
 	log *slog.Logger
 
-	mu    sync.Mutex
-	dirty bool
-	full  bool
-	id    int
-	syncs int
+	mu       sync.Mutex
+	dirty    bool
+	full     bool
+	id       int
+	syncs    int
+	disabled bool
 }
 
 // NewRegistrar returns a registrar.
@@ -241,9 +261,16 @@ func (r *Registrar) FeedID() int {
 	return r.id
 }
 
+// Disabled reports whether the feed is disabled on the server.
+func (r *Registrar) Disabled() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.disabled
+}
+
 // Run waits until ready is closed (the feed server listens: the Cb server
-// fetches the feed while registering it), registers or reconciles the
-// feed, then syncs after changes until ctx ends.
+// fetches the feed while registering it), registers the feed or finds it,
+// then syncs after changes until ctx ends.
 func (r *Registrar) Run(ctx context.Context, ready <-chan struct{}) error {
 	select {
 	case <-ctx.Done():
@@ -281,7 +308,9 @@ func (r *Registrar) Run(ctx context.Context, ready <-chan struct{}) error {
 }
 
 // Ensure finds the feed by name (case-insensitively, like cbapi) and
-// creates it or reconciles its URL and flags.
+// creates it when absent. When it exists, only the settings named by
+// Manage are changed, by writing the whole record back; a disabled feed
+// is never enabled.
 func (r *Registrar) Ensure(ctx context.Context) error {
 	feeds, err := r.cb.ListFeeds(ctx)
 	if err != nil {
@@ -296,36 +325,78 @@ func (r *Registrar) Ensure(ctx context.Context) error {
 	if len(found) > 1 {
 		r.log.Warn("several feeds carry this name; using the first", "name", r.cfg.Name, "ids", fmt.Sprint(feedIDs(found)))
 	}
-	want := FeedRecord{FeedURL: r.cfg.FeedURL, Enabled: true, UseProxy: r.cfg.UseProxy,
-		ValidateServerCert: r.cfg.ValidateServerCert, Username: r.cfg.Username, Password: r.cfg.Password}
 	switch {
 	case len(found) == 0 && !r.cfg.Register:
 		r.log.Warn("feed not registered on the Carbon Black server and register_feed is off; add it there with this URL", "feed_url", r.cfg.FeedURL)
 		return nil
 	case len(found) == 0:
+		want := FeedRecord{FeedURL: r.cfg.FeedURL, Enabled: true, UseProxy: r.cfg.UseProxy,
+			ValidateServerCert: r.cfg.ValidateServerCert, Username: r.cfg.Username, Password: r.cfg.Password}
 		f, err := r.cb.CreateFeed(ctx, want)
 		if err != nil {
 			return fmt.Errorf("create feed (the Carbon Black server must be able to fetch %s): %w", r.cfg.FeedURL, err)
 		}
 		r.setID(f.ID)
+		r.setDisabled(false)
 		r.log.Info("feed registered on the Carbon Black server", "id", f.ID, "feed_url", r.cfg.FeedURL)
 		return nil
 	}
 	cur := found[0]
 	r.setID(cur.ID)
+	r.setDisabled(!cur.Enabled)
 	if !r.cfg.Register {
 		return nil
 	}
-	if cur.FeedURL != want.FeedURL || !cur.Enabled || cur.UseProxy != want.UseProxy ||
-		cur.ValidateServerCert != want.ValidateServerCert || cur.Username != want.Username ||
-		(want.Password != "" && cur.Password != want.Password) {
-		want.ID, want.Name = cur.ID, cur.Name
-		if err := r.cb.UpdateFeed(ctx, want); err != nil {
-			return fmt.Errorf("update feed %d: %w", cur.ID, err)
-		}
-		r.log.Info("feed settings reconciled on the Carbon Black server", "id", cur.ID, "feed_url", want.FeedURL)
+	want, changed := cur, []string{}
+	m := r.cfg.Manage
+	if m.URL && cur.FeedURL != r.cfg.FeedURL {
+		want.FeedURL, changed = r.cfg.FeedURL, append(changed, "feed_url")
 	}
+	if m.UseProxy && cur.UseProxy != r.cfg.UseProxy {
+		want.UseProxy, changed = r.cfg.UseProxy, append(changed, "use_proxy")
+	}
+	if m.ValidateServerCert && cur.ValidateServerCert != r.cfg.ValidateServerCert {
+		want.ValidateServerCert, changed = r.cfg.ValidateServerCert, append(changed, "validate_server_cert")
+	}
+	if m.Auth && (cur.Username != r.cfg.Username || r.cfg.Password != "" && cur.Password != r.cfg.Password) {
+		want.Username, want.Password, changed = r.cfg.Username, r.cfg.Password, append(changed, "username", "password")
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	if err := r.cb.UpdateFeed(ctx, want); err != nil {
+		var ce *CbError
+		if errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != 401 && ce.Status != 403 {
+			// The server refuses the change (an older server, a record it
+			// will not take back): the feed works as the console has it.
+			r.log.Error("the Carbon Black server refused to update the feed's settings; change them on its Threat Intelligence page",
+				"id", cur.ID, "settings", strings.Join(changed, ","), "error", err)
+			return nil
+		}
+		return fmt.Errorf("update feed %d: %w", cur.ID, err)
+	}
+	r.log.Info("feed settings updated on the Carbon Black server (only those connector.conf sets)", "id", cur.ID,
+		"settings", strings.Join(changed, ","), "feed_url", want.FeedURL)
 	return nil
+}
+
+// setDisabled records whether the feed is disabled, and says so loudly
+// when that changes.
+func (r *Registrar) setDisabled(d bool) {
+	r.mu.Lock()
+	was := r.disabled
+	r.disabled = d
+	id := r.id
+	r.mu.Unlock()
+	switch {
+	case d && !was:
+		r.log.Error("THE FEED IS DISABLED ON THE CARBON BLACK SERVER: vtconnector leaves it disabled and asks for no sync; its verdicts reach Carbon Black only once an administrator enables it on the Threat Intelligence page", "id", id)
+	case !d && was:
+		r.log.Info("the feed is enabled again on the Carbon Black server; syncs resume", "id", id)
+	}
+	if r.cfg.OnDisabled != nil && d != was {
+		r.cfg.OnDisabled(d)
+	}
 }
 
 func feedIDs(fs []FeedRecord) []int {
@@ -344,8 +415,21 @@ func (r *Registrar) setID(id int) {
 
 func (r *Registrar) syncNow(ctx context.Context) {
 	r.mu.Lock()
-	dirty, full, id := r.dirty, r.full, r.id
+	dirty, full, id, disabled := r.dirty, r.full, r.id, r.disabled
 	r.mu.Unlock()
+	if disabled {
+		// Only an administrator enables it again: look whether one did.
+		if err := r.Ensure(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("feed state not read", "error", err)
+		}
+		if r.Disabled() {
+			return
+		}
+		r.MarkDirty(r.cfg.FullSyncAtStart) // whatever changed while it was off
+		r.mu.Lock()
+		dirty, full, id = r.dirty, r.full, r.id
+		r.mu.Unlock()
+	}
 	if !dirty || id == 0 {
 		return
 	}
@@ -360,7 +444,7 @@ func (r *Registrar) syncNow(ctx context.Context) {
 		r.mu.Unlock()
 		r.log.Info("feed sync requested", "id", id, "full", full)
 	case errors.As(err, &ce) && ce.Status == 409:
-		r.log.Error("the feed is disabled on the Carbon Black server; enable it there (or restart the connector to reconcile)", "id", id)
+		r.setDisabled(true)
 	case errors.Is(err, ErrCbNotFound):
 		r.log.Warn("the feed disappeared from the Carbon Black server; registering it again", "id", id)
 		if err := r.Ensure(ctx); err != nil {

@@ -50,7 +50,11 @@ func BuildReports(vs []Verdict, o FeedOptions) []Report {
 	out := make([]Report, 0, len(vs))
 	updated := make([]time.Time, 0, len(vs))
 	for _, v := range vs {
-		if !v.Found || v.Positives < minPos || v.Score() < 1 || !isHexDigits(v.MD5, 32) {
+		// An imported verdict whose counts are unknown (the original's
+		// short_result did not say) passes the threshold: the original
+		// published it.
+		counted := v.Imported == nil || v.Total > 0
+		if !v.Found || counted && v.Positives < minPos || v.Score() < 1 || !isHexDigits(v.MD5, 32) {
 			continue
 		}
 		r := buildReport(v, o)
@@ -103,7 +107,13 @@ func verdictLink(v Verdict) string {
 
 // reportTimestamp is UpdatedAt in Unix seconds, falling back to the scan
 // date and then to 0 so that a zero time never gives a negative timestamp.
+//
+// An imported verdict keeps the original's timestamp, so that the Carbon
+// Black server sees the report it already has as unchanged.
 func reportTimestamp(v Verdict) int64 {
+	if v.Imported != nil && v.Imported.At.Unix() > 0 {
+		return v.Imported.At.Unix()
+	}
 	for _, t := range []time.Time{v.UpdatedAt, v.ScanDate} {
 		if !t.IsZero() && t.Unix() > 0 {
 			return t.Unix()
@@ -114,7 +124,16 @@ func reportTimestamp(v Verdict) int64 {
 
 // reportTitle is "VirusTotal: 12/68 engines detect <md5> (<label>)".
 // A private analysis says so: "VirusTotal private scan: 2/3 sandboxes flag <md5>".
+//
+// An imported verdict keeps the original's title (or short result), or
+// says where it comes from when the original had none.
 func reportTitle(v Verdict, md5 string) string {
+	if v.Imported != nil {
+		if t := cleanText(v.Imported.Title, maxTitleRunes); t != "" {
+			return t
+		}
+		return "VirusTotal (cb-virustotal-connector): score " + strconv.Itoa(v.Score()) + " for " + md5
+	}
 	t := "VirusTotal: " + strconv.Itoa(v.Positives) + "/" + strconv.Itoa(v.Total) + " engines detect " + md5
 	if v.Private {
 		t = "VirusTotal private scan: " + strconv.Itoa(v.Positives) + "/" + strconv.Itoa(v.Total) + " sandboxes flag " + md5
@@ -175,6 +194,9 @@ func reportDescription(v Verdict) string {
 	}
 	if listed == 0 && v.Private {
 		return "Private analysis: flagged by " + strconv.Itoa(v.Positives) + " of " + strconv.Itoa(v.Total) + " sandboxes."
+	}
+	if listed == 0 && v.Imported != nil && v.Total == 0 {
+		return "Verdict of the previous connector (cb-virustotal-connector), score " + strconv.Itoa(v.Score()) + "."
 	}
 	if listed == 0 {
 		return "Detected by " + strconv.Itoa(v.Positives) + " of " + strconv.Itoa(v.Total) + " engines."

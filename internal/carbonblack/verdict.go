@@ -32,6 +32,20 @@ type Verdict struct {
 	// analysis: Positives and Total count sandboxes and tools, not
 	// antivirus engines, and Detections name the sandboxes.
 	Private bool `json:"private,omitempty"`
+	// Imported, when set, is the original connector's verdict carried
+	// over by ImportLegacy; it is published as the original published it
+	// until a lookup of our own replaces the verdict.
+	Imported *ImportedVerdict `json:"imported,omitempty"`
+}
+
+// ImportedVerdict is what the original connector's database said about a
+// binary (a binary_data row in state 100).
+type ImportedVerdict struct {
+	Score int    `json:"score"`           // the original's score, 0..100
+	Title string `json:"title,omitempty"` // its title, or short_result when title is empty
+	// At is the row's last_modified: the original's report timestamp and
+	// the time days_rescan counts from.
+	At time.Time `json:"at"`
 }
 
 // Detection is one engine's detection.
@@ -43,7 +57,12 @@ type Detection struct {
 // Score is the feed score of a verdict: the original connector's
 // trunc(100 × positives / total), at least 1 when anything detects the
 // file so that a published report never has score 0.
+//
+// An imported verdict keeps the original's score.
 func (v Verdict) Score() int {
+	if v.Imported != nil {
+		return min(max(v.Imported.Score, 0), 100)
+	}
 	if v.Positives <= 0 || v.Total <= 0 {
 		return 0
 	}

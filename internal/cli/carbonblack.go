@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -37,6 +39,8 @@ or Ctrl-C: work in flight is finished or handed back to the queue.`,
 	}
 	cmd.PersistentFlags().StringVar(&path, "config", config.DefaultCarbonBlackConfigPath, "connector.conf to read")
 	cmd.AddCommand(
+		newCbImportLegacyCmd(e, &path),
+		newCbResetCollectorCmd(e, &path),
 		&cobra.Command{
 			Use:   "resync",
 			Short: "Ask the Carbon Black server to fetch the whole feed again now (a full sync)",
@@ -97,6 +101,17 @@ or Ctrl-C: work in flight is finished or handed back to the queue.`,
 	return cmd
 }
 
+// unsetQuotaKeys lists the quota keys connector.conf leaves unset.
+func unsetQuotaKeys(cfg *config.CarbonBlack) []string {
+	var out []string
+	for _, k := range []string{"virustotal_requests_per_minute", "virustotal_requests_per_day", "virustotal_requests_per_month"} {
+		if !cfg.IsSet(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 type nopSync struct{}
 
 func (nopSync) MarkDirty(bool) {}
@@ -148,6 +163,13 @@ func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log 
 		Recent:   carbonblack.RecentVerdicts, Log: log,
 	})
 	if err != nil {
+		var ue usageError
+		if !errors.As(err, &ue) && !strings.HasPrefix(cfg.DatabaseURL.Reveal(), "postgres") {
+			// A SQLite file that cannot be opened (a directory the service
+			// user cannot write, a damaged file) is fixed by a person, not
+			// by a restart: exit 2, one line.
+			err = usageError{errors.New(strings.Join(strings.Fields(err.Error()), " "))}
+		}
 		return carbonblack.Deps{}, nil, err
 	}
 	host, _ := os.Hostname()
@@ -191,6 +213,14 @@ func runCarbonBlack(ctx context.Context, e *env, path string) error {
 	}
 	defer closeFn()
 	d.Ready, d.Tune = e.cbReady, e.cbTune
+	if unset := unsetQuotaKeys(cfg); len(unset) > 0 {
+		msg := "connector.conf does not set " + strings.Join(unset, ", ") +
+			": those budgets are learned from VirusTotal for the key (the free key's 4/min, 500/day, 15,500/month if that fails); set them to your licence's figures to be sure"
+		log.Warn(msg)
+		if d.Obs != nil {
+			d.Obs.Problem("quota_keys_unset", msg)
+		}
+	}
 	if err := carbonblack.Run(ctx, cfg, d); err != nil {
 		log.Error("connector stopped", "error", err)
 		return err

@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +42,19 @@ type cbWorld struct {
 	port    int
 	dir     string
 	confPth string
+
+	// vtGate, while it holds an open channel, holds every VirusTotal
+	// request until the channel is closed; vtPaths records the paths asked.
+	vtGate  atomic.Pointer[chan struct{}]
+	vtMu    sync.Mutex
+	vtPaths []string
+}
+
+// vtAsked returns the VirusTotal paths requested so far.
+func (w *cbWorld) vtAsked() []string {
+	w.vtMu.Lock()
+	defer w.vtMu.Unlock()
+	return slices.Clone(w.vtPaths)
 }
 
 func freePort(t testing.TB) int {
@@ -56,7 +72,19 @@ func newCbWorld(t testing.TB, vtCfg fakevt.Config, extra string) *cbWorld {
 	w := &cbWorld{vtCfg: vtCfg, cb: fakecb.New(fakecb.Config{Token: "cb-token"}), vt: fakevt.New(vtCfg), dir: t.TempDir(), port: freePort(t)}
 	cbts := httptest.NewServer(w.cb)
 	t.Cleanup(cbts.Close)
-	vtts := httptest.NewServer(w.vt)
+	vtts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if g := w.vtGate.Load(); g != nil {
+			select {
+			case <-*g:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.vtMu.Lock()
+		w.vtPaths = append(w.vtPaths, r.URL.Path)
+		w.vtMu.Unlock()
+		w.vt.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(vtts.Close)
 	w.cbURL, w.vtURL = cbts.URL, vtts.URL+"/api/v3"
 	w.confPth = filepath.Join(w.dir, "connector.conf")

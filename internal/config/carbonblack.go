@@ -23,8 +23,12 @@ const (
 	// DefaultCarbonBlackConfigPath is where the original connector read its
 	// configuration.
 	DefaultCarbonBlackConfigPath = "/etc/cb/integrations/virustotal/connector.conf"
-	// DefaultCarbonBlackDatabase is the original connector's SQLite file.
-	DefaultCarbonBlackDatabase = "/usr/share/cb/integrations/virustotal/db/sqlite.db"
+	// DefaultCarbonBlackDatabase is vtconnector's SQLite file: in the
+	// StateDirectory the shipped systemd unit gives the service user.
+	DefaultCarbonBlackDatabase = "/var/lib/vtconnector/carbonblack.db"
+	// DefaultCarbonBlackLegacyDatabase is the original connector's SQLite
+	// file, imported once at the first start.
+	DefaultCarbonBlackLegacyDatabase = "/usr/share/cb/integrations/virustotal/db/sqlite.db"
 	// DefaultCarbonBlackLogFile is the original connector's log file.
 	DefaultCarbonBlackLogFile = "/var/log/cb/integrations/virustotal/virustotal.log"
 	// MaxUploadSize is the largest file VirusTotal accepts (through
@@ -88,10 +92,11 @@ type CarbonBlack struct {
 	FeedIncludeSHA256      bool   // feed_include_sha256
 
 	// Operation.
-	DatabaseURL DSN        // database_url
-	LogFile     string     // log_file; "-" = standard error
-	LogLevel    slog.Level // log_level (debug=1 makes the default debug)
-	Debug       bool       // debug
+	DatabaseURL    DSN        // database_url
+	LegacyDatabase string     // legacy_database; "" = no import
+	LogFile        string     // log_file; "-" = standard error
+	LogLevel       slog.Level // log_level (debug=1 makes the default debug)
+	Debug          bool       // debug
 
 	// Read for compatibility with the original, and unused (with a warning).
 	LegacyFeedDirectory string // legacy_feed_directory
@@ -540,8 +545,17 @@ func cbFields() []field[CarbonBlack] {
 			func(c *C) *bool { return &c.FeedIncludeSHA256 }),
 
 		dsnField(Option{INI: "database_url", Default: DefaultCarbonBlackDatabase,
-			Help: "Database: a SQLite file path (also sqlite://PATH or file:PATH), or postgres://USER:PASSWORD@HOST/DB to share the queue and the quota between instances. New."},
+			Help: "Database: a SQLite file path (also sqlite://PATH or file:PATH), or postgres://USER:PASSWORD@HOST/DB to share the queue and the quota between instances. The default is in /var/lib/vtconnector, the shipped systemd unit's StateDirectory. New."},
 			func(c *C) *DSN { return &c.DatabaseURL }),
+		{
+			Option: Option{INI: "legacy_database", Default: DefaultCarbonBlackLegacyDatabase,
+				Help: "The original connector's SQLite database, imported once at the first start when it exists (its verdicts published, its pending rows queued; the file is only read); empty = no import. New."},
+			set: func(c *C, in *input) error {
+				c.LegacyDatabase = strings.TrimSpace(in.text)
+				return nil
+			},
+			get: func(c *C) string { return c.LegacyDatabase },
+		},
 		{
 			Option: Option{INI: "log_file", Default: DefaultCarbonBlackLogFile,
 				Help: "Log file, rotated at 10 MiB with 10 old files kept; - = standard error. New (the original's fixed path)."},

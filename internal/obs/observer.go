@@ -146,10 +146,11 @@ type Observer struct {
 	requests map[pair]*tally // VirusTotal requests by endpoint and outcome
 	enriched map[pair]*tally // enrichments by entity type and outcome
 	problems map[string]*Problem
-	refused  map[string]int64 // uploads refused by reason
-	seen     map[string]bool  // problem keys ever raised: their gauge stays, at 0, once resolved
-	badExtra map[string]bool  // Extra gauge names already logged as unusable
-	history  ring             // quota samples of the last HistoryWindow
+	notes    map[string]string // key -> message: facts worth showing, not problems
+	refused  map[string]int64  // uploads refused by reason
+	seen     map[string]bool   // problem keys ever raised: their gauge stays, at 0, once resolved
+	badExtra map[string]bool   // Extra gauge names already logged as unusable
+	history  ring              // quota samples of the last HistoryWindow
 
 	health  map[string]*sourceHealth
 	metrics http.Handler
@@ -175,6 +176,7 @@ func New(src Sources, log *slog.Logger) *Observer {
 		requests: map[pair]*tally{},
 		enriched: map[pair]*tally{},
 		problems: map[string]*Problem{},
+		notes:    map[string]string{},
 		refused:  map[string]int64{},
 		seen:     map[string]bool{},
 		badExtra: map[string]bool{},
@@ -261,6 +263,38 @@ func (o *Observer) Resolve(key string) {
 	if ok {
 		o.log.Info("problem resolved", "problem", key, "lasted", o.now().Sub(p.Since).Round(time.Second))
 	}
+}
+
+// Note is a fact the status page shows under its key (e.g. what the
+// import of an earlier tool's state did): not a problem, no metric.
+type Note struct {
+	Key     string `json:"key"`
+	Message string `json:"message"`
+}
+
+// Note shows message under key on the status page, replacing the
+// previous note of that key; an empty message removes it. Like a
+// problem's, the message must not hold secrets.
+func (o *Observer) Note(key, message string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if message == "" {
+		delete(o.notes, key)
+		return
+	}
+	o.notes[key] = truncate(message, maxMessage)
+}
+
+// Notes returns the notes in key order.
+func (o *Observer) Notes() []Note {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]Note, 0, len(o.notes))
+	for k, m := range o.notes {
+		out = append(out, Note{Key: k, Message: m})
+	}
+	slices.SortFunc(out, func(a, b Note) int { return cmp.Compare(a.Key, b.Key) })
+	return out
 }
 
 // Problems returns the open problems, oldest first.

@@ -33,6 +33,7 @@ type Status struct {
 	Name        string         `json:"name"`
 	Now         time.Time      `json:"now"`
 	Problems    []Problem      `json:"problems"`
+	Notes       []Note         `json:"notes,omitempty"`
 	Quota       *QuotaStatus   `json:"quota,omitempty"` // nil without a Quota source
 	Queue       *QueueStatus   `json:"queue,omitempty"` // nil without a Queue source
 	Engine      *EngineStatus  `json:"engine,omitempty"`
@@ -113,7 +114,7 @@ type VerdictStatus struct {
 // Status reads the sources and the recorded events.
 func (o *Observer) Status(ctx context.Context) Status {
 	now := o.now()
-	st := Status{Name: o.src.Name, Now: now.UTC(), Problems: o.Problems()}
+	st := Status{Name: o.src.Name, Now: now.UTC(), Problems: o.Problems(), Notes: o.Notes()}
 
 	if o.src.Quota != nil {
 		q := &QuotaStatus{}

@@ -33,6 +33,10 @@ type NewItem struct {
 	Payload   json.RawMessage // what the worker needs; optional
 	Priority  int             // higher first
 	NotBefore time.Time       // optional: not ready before then
+	// DoneAt, when set, records work done elsewhere (e.g. imported from
+	// another tool): the item is added already done, finished at DoneAt,
+	// so that RequeueOlder treats it like work this store saw finish.
+	DoneAt time.Time
 }
 
 // Item is a queued piece of work.
@@ -82,7 +86,7 @@ func scanItem(sc interface{ Scan(...any) error }) (Item, error) {
 }
 
 const enqueueSQL = `INSERT INTO work_items (kind, key, payload, priority, state, attempts, next_attempt_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6)
+VALUES ($1, $2, $3, $4, $7, 0, $5, $6, $8)
 ON CONFLICT (kind, key) DO NOTHING`
 
 // Enqueue adds an item unless one with the same kind and key exists (open
@@ -151,7 +155,11 @@ func (s *Store) enqueueArgs(it NewItem) []any {
 	if it.NotBefore.After(now) {
 		next = it.NotBefore
 	}
-	return []any{it.Kind, it.Key, text(it.Payload), it.Priority, dbTime(next), dbTime(now)}
+	state, updated := StateQueued, now
+	if !it.DoneAt.IsZero() {
+		state, updated = StateDone, it.DoneAt
+	}
+	return []any{it.Kind, it.Key, text(it.Payload), it.Priority, dbTime(next), dbTime(now), state, dbTime(updated)}
 }
 
 const getItemSQL = `SELECT ` + itemColumns + ` FROM work_items WHERE kind = $1 AND key = $2`

@@ -527,6 +527,10 @@ func (s *Server) handleFeedUpdate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	if missing := missingKeys(body); s.cfg.RejectPartialPUT && len(missing) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "partial update: the feed object lacks "+strings.Join(missing, ", "))
+		return
+	}
 	if u, ok, err := body.str("feed_url"); ok && err == nil {
 		if err := checkFeedURL(u); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", err.Error())

@@ -32,6 +32,11 @@ type Config struct {
 	FeedClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// RejectPartialPUT makes PUT /api/v1/feed/{id} answer 400 unless the
+	// body carries every field of the feed object (as a server that
+	// replaces the whole record does); by default a PUT changes only the
+	// fields it carries.
+	RejectPartialPUT bool
 }
 
 // Stats is a snapshot of what the server has answered.
