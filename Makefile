@@ -4,7 +4,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vtconnector/vtconnector/internal/cli.Version=$(VERSION)
 
-.PHONY: build test lint bench dist demo clean
+.PHONY: build test lint bench dist demo clean fuzz fuzz-short
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vtconnector ./cmd/vtconnector
@@ -26,6 +26,17 @@ lint:
 # BENCHFLAGS passes flags on, e.g. make bench BENCHFLAGS='-only engine-overhead -out /tmp/b.md'.
 bench:
 	GO='$(GO)' $(GO) run ./scripts/benchdoc $(BENCHFLAGS)
+
+# Every fuzz target for FUZZTIME each; RELIABILITY.md's fuzzing table is
+# rewritten with the executions of the run. Crashers are written to the
+# target's testdata/fuzz/ and must be kept as regression seeds.
+FUZZTIME ?= 60s
+fuzz:
+	GO='$(GO)' $(GO) run ./scripts/fuzzrun -time $(FUZZTIME)
+
+# What CI runs: every target for a few seconds, nothing written.
+fuzz-short:
+	GO='$(GO)' $(GO) run ./scripts/fuzzrun -time 3s -out ""
 
 # Static release binaries for every DIST_PLATFORMS entry, named
 # vtconnector_<version>_<os>_<arch>, and their SHA256SUMS, in dist/.
