@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vtconnector/vtconnector/internal/redirect"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -86,11 +87,14 @@ func NewClient(baseURL, token string, sslVerify bool, timeout time.Duration) (*C
 	if timeout <= 0 {
 		timeout = 120 * time.Second
 	}
-	return &Client{base: u, token: token, hc: &http.Client{Transport: tr, Timeout: timeout}, agent: "vtconnector"}, nil
+	return &Client{base: u, token: token, hc: redirect.Guard(&http.Client{Transport: tr, Timeout: timeout}, "X-Auth-Token"), agent: "vtconnector"}, nil
 }
 
 // WithHTTPClient replaces the HTTP client (tests route it to the simulator).
-func (c *Client) WithHTTPClient(hc *http.Client) *Client { c.hc = hc; return c }
+func (c *Client) WithHTTPClient(hc *http.Client) *Client {
+	c.hc = redirect.Guard(hc, "X-Auth-Token")
+	return c
+}
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any) (*http.Response, error) {
 	u := *c.base

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/redirect"
 )
 
 // The GraphQL documents the connector sends. They are constants so that a
@@ -110,11 +112,24 @@ func NewPlatform(baseURL, token string, sslVerify bool, headers map[string]strin
 	if !sslVerify {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // OPENCTI_SSL_VERIFY=false, pycti's default
 	}
-	return &Platform{base: strings.TrimRight(baseURL, "/"), token: token, hc: &http.Client{Transport: tr, Timeout: 300 * time.Second}, headers: headers}
+	return &Platform{base: strings.TrimRight(baseURL, "/"), token: token, hc: redirect.Guard(&http.Client{Transport: tr, Timeout: 300 * time.Second}, customHeaderNames(headers)...), headers: headers}
 }
 
 // WithHTTPClient replaces the HTTP client (tests).
-func (p *Platform) WithHTTPClient(hc *http.Client) *Platform { p.hc = hc; return p }
+func (p *Platform) WithHTTPClient(hc *http.Client) *Platform {
+	p.hc = redirect.Guard(hc, customHeaderNames(p.headers)...)
+	return p
+}
+
+// customHeaderNames are the configured custom headers (OPENCTI_CUSTOM_HEADERS),
+// which may carry credentials of their own: they stay on the platform's host.
+func customHeaderNames(h map[string]string) []string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	return names
+}
 
 func (p *Platform) newRequest(ctx context.Context, method, url string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)

@@ -8,7 +8,8 @@
 // tolerant: every field is optional, nulls are allowed and unknown fields
 // are ignored. Uploads stream from disk.
 //
-// It must not import any other vtconnector package.
+// It imports no other vtconnector package but internal/redirect (which
+// keeps the key off other hosts) and internal/redact.
 package vt
 
 import (
@@ -24,6 +25,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/redirect"
 )
 
 // DefaultBaseURL is the public API's base.
@@ -66,7 +69,7 @@ func WithBaseURL(u string) Option {
 
 // WithHTTPClient replaces the HTTP client (its Timeout is kept as is).
 func WithHTTPClient(hc *http.Client) Option {
-	return func(c *Client) error { c.hc = hc; return nil }
+	return func(c *Client) error { c.hc = redirect.Guard(hc, "x-apikey"); return nil }
 }
 
 // WithTimeout bounds each JSON request (default 60 s). Uploads are bounded
@@ -91,7 +94,7 @@ func New(apiKey string, opts ...Option) (*Client, error) {
 	c := &Client{
 		base:    base,
 		key:     strings.TrimSpace(apiKey),
-		hc:      &http.Client{},
+		hc:      redirect.Guard(nil, "x-apikey"),
 		agent:   "vtconnector",
 		tool:    "vtconnector",
 		timeout: 60 * time.Second,
@@ -461,22 +464,9 @@ func (c *Client) Download(ctx context.Context, hash string, w io.Writer) (int64,
 	req.Header.Set("x-apikey", c.key)
 	req.Header.Set("User-Agent", c.agent)
 	req.Header.Set("x-tool", c.tool)
-	// net/http forwards custom headers on redirects: keep the key from
-	// reaching the storage host VirusTotal redirects to.
-	hc := *c.hc
-	hc.CheckRedirect = func(r *http.Request, via []*http.Request) error {
-		if r.URL.Host != via[0].URL.Host {
-			r.Header.Del("x-apikey")
-		}
-		if c.hc.CheckRedirect != nil {
-			return c.hc.CheckRedirect(r, via)
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
-	resp, err := hc.Do(req)
+	// The client's redirect guard keeps the key from the storage host
+	// VirusTotal redirects to.
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return 0, transportError(ctx, http.MethodGet, path, err)
 	}
