@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,13 @@ type Client struct {
 // sslVerify false accepts any server certificate, as the original did by
 // default (carbonblack_server_sslverify=0).
 func NewClient(baseURL, token string, sslVerify bool, timeout time.Duration) (*Client, error) {
+	return NewClientCA(baseURL, token, sslVerify, "", timeout)
+}
+
+// NewClientCA is NewClient verifying the server's certificate against the
+// PEM bundle caFile (carbonblack_server_ca_file) when it is set, whatever
+// sslVerify says: giving a CA is asking for verification.
+func NewClientCA(baseURL, token string, sslVerify bool, caFile string, timeout time.Duration) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("carbonblack: server URL %q: want http(s)://host[:port]", baseURL)
@@ -81,7 +89,18 @@ func NewClient(baseURL, token string, sslVerify bool, timeout time.Duration) (*C
 		return nil, errors.New("carbonblack: empty API token")
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if !sslVerify {
+	switch {
+	case caFile != "":
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("carbonblack: CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("carbonblack: CA bundle %s: no PEM certificate in it", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	case !sslVerify:
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the operator's choice (carbonblack_server_sslverify)
 	}
 	if timeout <= 0 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,6 +39,10 @@ type Deps struct {
 	Obs *obs.Observer
 }
 
+// NoteTLSUnverified keys the status page's note about an unverified
+// Carbon Black server certificate.
+const NoteTLSUnverified = "tls_unverified"
+
 // Tuning overrides intervals that are fixed in production.
 type Tuning struct {
 	SyncEvery  time.Duration
@@ -64,6 +69,13 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	}
 	if !cfg.UploadsEnabled() && (cfg.SubmitFullBinaries || cfg.DeepScanThreads > 0) {
 		log.Info("binary uploads are off: they need both submit_full_binaries=1 and virustotal_deep_scan_threads>0")
+	}
+	if strings.HasPrefix(strings.ToLower(cfg.ServerURL), "https://") && !cfg.ServerSSLVerify && cfg.ServerCAFile == "" {
+		msg := "the Carbon Black server's TLS certificate is NOT verified (carbonblack_server_sslverify=0, the original's default): anyone on the path can read carbonblack_server_token; set carbonblack_server_sslverify=1, and carbonblack_server_ca_file for a private CA"
+		log.Warn("*** " + msg + " ***")
+		if d.Obs != nil {
+			d.Obs.Note(NoteTLSUnverified, msg)
+		}
 	}
 	if info, err := d.Cb.Info(ctx); err != nil {
 		if errors.Is(err, ErrCbAuth) {
@@ -118,7 +130,7 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	if t.Debounce > 0 {
 		pub.debounce = t.Debounce
 	}
-	srv := NewServer(ServerConfig{Addr: cfg.ListenAddr(), CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
+	srv := NewServer(ServerConfig{Addr: cfg.ListenAddr(), CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, PublicPages: cfg.ListenerPublicPages,
 		Username: cfg.FeedUsername, Password: cfg.FeedPassword.Reveal(), Mount: mount(d.Obs)}, cache, StoreVerdicts{d.Store}, log.With("part", "server"))
 	col := NewCollector(cbProbe{d.Cb, d.Obs}, d.Store, CollectorConfig{
 		FeedName: FeedName, FilterQuery: cfg.BinaryFilterQuery, MaxBinarySize: cfg.MaxBinarySize, PageSize: cfg.PollPageSize,

@@ -12,7 +12,9 @@ import (
 	"html/template"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +42,12 @@ type ServerConfig struct {
 	// authentication on every route but /healthz (Carbon Black's feed
 	// settings carry a username and password for this).
 	Username, Password string
+	// PublicPages serves the inventory (/binaries.html), the status page
+	// and the metrics to every client. When false (the default) they are
+	// served only to loopback clients, or to clients that gave the feed
+	// credentials when those are set; the feed and /healthz stay served
+	// to everyone, as the original served them.
+	PublicPages bool
 	// PageSize is the number of verdicts per page of the HTML index
 	// (default 100, at most 1000).
 	PageSize int
@@ -175,8 +183,30 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			plainError(w, http.StatusUnauthorized)
 			return
 		}
+		if !s.cfg.PublicPages && !s.auth && !publicPath(r.URL.Path) && !fromLoopback(r) {
+			s.log.Info("feed server: page refused to a remote client (listener_public_pages=false)", "path", r.URL.Path, "remote", r.RemoteAddr)
+			plainError(w, http.StatusForbidden)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// publicPath: what every client may fetch without credentials, as from
+// the original connector: the feed (and its redirecting root) and the
+// health probe.
+func publicPath(p string) bool {
+	return p == "/feed.json" || p == "/healthz" || p == "/"
+}
+
+// fromLoopback reports whether the request came from this host.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // authorized compares the credentials in constant time (over their

@@ -769,3 +769,43 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestInventoryStatusAndMetricsStayOnThisHostByDefault(t *testing.T) {
+	mount := func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("status")) })
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) })
+	}
+	for _, tc := range []struct {
+		name   string
+		cfg    ServerConfig
+		remote string
+		user   string
+		path   string
+		denied bool
+	}{
+		{"remote inventory", ServerConfig{}, "192.0.2.7:4000", "", "/binaries.html", true},
+		{"remote status", ServerConfig{}, "192.0.2.7:4000", "", "/status", true},
+		{"remote metrics", ServerConfig{}, "[2001:db8::1]:4000", "", "/metrics", true},
+		{"remote feed", ServerConfig{}, "192.0.2.7:4000", "", "/feed.json", false},
+		{"remote health", ServerConfig{}, "192.0.2.7:4000", "", "/healthz", false},
+		{"loopback status", ServerConfig{}, "127.0.0.1:4000", "", "/status", false},
+		{"loopback v6 metrics", ServerConfig{}, "[::1]:4000", "", "/metrics", false},
+		{"public pages", ServerConfig{PublicPages: true}, "192.0.2.7:4000", "", "/binaries.html", false},
+		{"remote with the feed credentials", ServerConfig{Username: "u", Password: "p"}, "192.0.2.7:4000", "u", "/status", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Addr, tc.cfg.Mount = "127.0.0.1:0", mount
+			h := NewServer(tc.cfg, NewFeedCache(), nil, nil).Handler()
+			req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+			req.RemoteAddr = tc.remote
+			if tc.user != "" {
+				req.SetBasicAuth(tc.user, "p")
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if denied := rec.Code == http.StatusForbidden; denied != tc.denied {
+				t.Errorf("%s from %s: %d, want denied=%v", tc.path, tc.remote, rec.Code, tc.denied)
+			}
+		})
+	}
+}

@@ -145,7 +145,7 @@ func daemonLogger(e *env, file string, level slog.Level) (*slog.Logger, io.Close
 
 // buildCarbonBlack opens what the connector runs on; close releases it.
 func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log *slog.Logger) (carbonblack.Deps, func(), error) {
-	cb, err := carbonblack.NewClient(cfg.ServerURL, cfg.ServerToken.Reveal(), cfg.ServerSSLVerify, cfg.ServerTimeout)
+	cb, err := carbonblack.NewClientCA(cfg.ServerURL, cfg.ServerToken.Reveal(), cfg.ServerSSLVerify, cfg.ServerCAFile, cfg.ServerTimeout)
 	if err != nil {
 		return carbonblack.Deps{}, nil, usageError{err}
 	}

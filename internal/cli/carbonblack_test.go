@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ type cbWorld struct {
 	port    int
 	dir     string
 	confPth string
+	cbTLS   *httptest.Server // the Cb simulator's server
 
 	// vtGate, while it holds an open channel, holds every VirusTotal
 	// request until the channel is closed; vtPaths records the paths asked.
@@ -69,8 +71,16 @@ func freePort(t testing.TB) int {
 
 func newCbWorld(t testing.TB, vtCfg fakevt.Config, extra string) *cbWorld {
 	t.Helper()
+	return newCbWorldOn(t, httptest.NewServer, vtCfg, extra)
+}
+
+// newCbWorldOn is newCbWorld with the Carbon Black simulator served by
+// serve (httptest.NewTLSServer for an https:// server).
+func newCbWorldOn(t testing.TB, serve func(http.Handler) *httptest.Server, vtCfg fakevt.Config, extra string) *cbWorld {
+	t.Helper()
 	w := &cbWorld{vtCfg: vtCfg, cb: fakecb.New(fakecb.Config{Token: "cb-token"}), vt: fakevt.New(vtCfg), dir: t.TempDir(), port: freePort(t)}
-	cbts := httptest.NewServer(w.cb)
+	cbts := serve(w.cb)
+	w.cbTLS = cbts
 	t.Cleanup(cbts.Close)
 	vtts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if g := w.vtGate.Load(); g != nil {
@@ -845,5 +855,46 @@ func TestCarbonBlackKeepsThePreviousConnectorsTags(t *testing.T) {
 	}
 	if !w.taggedAsWanted(md5sOf(bins), want) {
 		t.Error("the tags of the previous connector's feed were dropped")
+	}
+}
+
+func TestCarbonBlackUnverifiedTLSIsLoudAndACAFileVerifies(t *testing.T) {
+	w := newCbWorldOn(t, httptest.NewTLSServer, fakevt.Config{Seed: 3}, "")
+	w.cb.AddSyntheticBinaries(2, time.Now().Add(-time.Hour).UTC(), time.Minute)
+	stop := w.start(t)
+	waitFor(t, 30*time.Second, "the binaries looked up over HTTPS", func() bool { return w.idle(t) })
+	logb, _ := os.ReadFile(filepath.Join(w.dir, "connector.log"))
+	if !strings.Contains(string(logb), "TLS certificate is NOT verified") {
+		t.Errorf("no warning about the unverified certificate in the log")
+	}
+	if page := w.get(t, "/status"); !strings.Contains(page, "NOT verified") {
+		t.Errorf("the status page does not say the certificate is not verified")
+	}
+	stop()
+
+	// With the simulator's CA, the certificate is verified and no warning is given.
+	ca := filepath.Join(w.dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.cbTLS.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf, _ := os.ReadFile(w.confPth)
+	if err := os.WriteFile(w.confPth, append(conf, []byte("carbonblack_server_ca_file="+ca+"\nlog_file="+filepath.Join(w.dir, "second.log")+"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh := w.cb.AddSyntheticBinaries(1, time.Now().UTC(), time.Minute)[0]
+	stop = w.start(t)
+	defer stop()
+	st, err := store.Open(context.Background(), filepath.Join(w.dir, "cb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waitFor(t, 30*time.Second, "the new binary collected over a verified connection", func() bool {
+		_, ok, err := st.GetResult(context.Background(), carbonblack.ResultsNS, fresh.MD5)
+		return err == nil && ok
+	})
+	logb, _ = os.ReadFile(filepath.Join(w.dir, "second.log"))
+	if strings.Contains(string(logb), "NOT verified") {
+		t.Errorf("a warning about an unverified certificate although carbonblack_server_ca_file is set")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vtconnector/vtconnector/internal/engine"
 	"github.com/vtconnector/vtconnector/internal/httpserver"
 	"github.com/vtconnector/vtconnector/internal/opencti"
+	"github.com/vtconnector/vtconnector/internal/redact"
 	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
@@ -71,7 +72,7 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 	if cfg.JSONLogging {
 		log = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	}
-	log.Info("vtconnector opencti starting", "version", version(), "platform", cfg.URL, "connector_id", cfg.ConnectorID,
+	log.Info("vtconnector opencti starting", "version", version(), "platform", redact.DSN(cfg.URL), "connector_id", cfg.ConnectorID,
 		"database", cfg.DatabaseURL, "virustotal_url", cfg.VTURL, "quota_per_minute", cfg.RequestsPerMinute, "concurrency", cfg.Concurrency)
 	if cfg.FileUploadUnseenArtifacts || cfg.URLUploadUnseen {
 		if cfg.UploadMode == string(engine.Private) {

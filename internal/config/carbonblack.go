@@ -50,6 +50,7 @@ type CarbonBlack struct {
 	ServerURL       string        // carbonblack_server_url, without trailing slash
 	ServerToken     Secret        // carbonblack_server_token
 	ServerSSLVerify bool          // carbonblack_server_sslverify
+	ServerCAFile    string        // carbonblack_server_ca_file
 	ServerTimeout   time.Duration // cb_timeout
 
 	// Collection of binaries.
@@ -90,6 +91,7 @@ type CarbonBlack struct {
 	FeedUseProxy           bool   // feed_use_proxy
 	FeedMinPositives       int    // feed_min_positives
 	FeedIncludeSHA256      bool   // feed_include_sha256
+	ListenerPublicPages    bool   // listener_public_pages
 
 	// Operation.
 	DatabaseURL    DSN        // database_url
@@ -366,6 +368,9 @@ func cbFields() []field[CarbonBlack] {
 		boolField(Option{INI: "carbonblack_server_sslverify", Default: "false",
 			Help: "Verify the Carbon Black server's TLS certificate."},
 			func(c *C) *bool { return &c.ServerSSLVerify }),
+		stringField(Option{INI: "carbonblack_server_ca_file",
+			Help: "PEM bundle of the certificate authorities that sign the Carbon Black server's certificate (a private CA); when set the certificate is verified whatever carbonblack_server_sslverify says. New."},
+			func(c *C) *string { return &c.ServerCAFile }),
 		secondsField(Option{INI: "cb_timeout", Default: "120",
 			Help: "Timeout of one Carbon Black API request (seconds, or a Go duration such as 2m). New."},
 			time.Second, func(c *C) *time.Duration { return &c.ServerTimeout }),
@@ -543,6 +548,9 @@ func cbFields() []field[CarbonBlack] {
 		boolField(Option{INI: "feed_include_sha256", Default: "false",
 			Help: "Add sha256 IOCs next to md5 in reports (Carbon Black EDR 7.0 and later). New."},
 			func(c *C) *bool { return &c.FeedIncludeSHA256 }),
+		boolField(Option{INI: "listener_public_pages", Default: "false",
+			Help: "Serve /binaries.html (every endpoint MD5 and its verdict), /status, /status.json and /metrics to every client; false serves them only to this host (loopback) or, with feed_username set, to clients with the feed credentials. The feed itself is served as the original served it. New."},
+			func(c *C) *bool { return &c.ListenerPublicPages }),
 
 		dsnField(Option{INI: "database_url", Default: DefaultCarbonBlackDatabase,
 			Help: "Database: a SQLite file path (also sqlite://PATH or file:PATH), or postgres://USER:PASSWORD@HOST/DB to share the queue and the quota between instances. The default is in /var/lib/vtconnector, the shipped systemd unit's StateDirectory. New."},

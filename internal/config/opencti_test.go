@@ -756,3 +756,26 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestCredentialsInURLsNeverShow(t *testing.T) {
+	env := map[string]string{
+		"OPENCTI_URL": "https://admin:pl4tform-pw@opencti.example:8443", "OPENCTI_TOKEN": "t0ken-value", "CONNECTOR_ID": "5d4e7a4b-0b1c-4a8e-9d7c-3f2a1b0c9e8d",
+		"VIRUSTOTAL_TOKEN": "vt-key-value", "VIRUSTOTAL_URL": "https://u:pr0xy-pw@proxy.example/api/v3",
+	}
+	c, _, err := LoadOpenCTI(env, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Redacted() {
+		if strings.Contains(s.Value, "pl4tform-pw") || strings.Contains(s.Value, "pr0xy-pw") {
+			t.Errorf("%s=%s shows a password", s.Key, s.Value)
+		}
+	}
+	if c.URL != "https://admin:pl4tform-pw@opencti.example:8443" {
+		t.Errorf("the platform URL lost its credentials: %q", c.URL)
+	}
+	env["OPENCTI_URL"] = "ftp://admin:pl4tform-pw@opencti.example"
+	if _, _, err := LoadOpenCTI(env, ""); err == nil || strings.Contains(err.Error(), "pl4tform-pw") {
+		t.Errorf("error %v: want a refusal that does not show the password", err)
+	}
+}

@@ -531,9 +531,12 @@ func secondsField[T any](o Option, lo time.Duration, p func(*T) *time.Duration) 
 	}
 }
 
+// urlField reads an http(s) URL; credentials in it (user:password@)
+// never show in messages or dumps.
 func urlField[T any](o Option, p func(*T) *string) field[T] {
 	return field[T]{
 		Option: o,
+		redact: redactDSN,
 		set: func(c *T, in *input) error {
 			u, err := parseHTTPURL(in.text)
 			if err == nil {
@@ -541,13 +544,14 @@ func urlField[T any](o Option, p func(*T) *string) field[T] {
 			}
 			return err
 		},
-		get: func(c *T) string { return *p(c) },
+		get: func(c *T) string { return redactDSN(*p(c)) },
 	}
 }
 
 func vtURLField[T any](o Option, p func(*T) *string) field[T] {
 	return field[T]{
 		Option: o,
+		redact: redactDSN,
 		set: func(c *T, in *input) error {
 			u, err := parseVirusTotalURL(in)
 			if err == nil {
@@ -555,7 +559,7 @@ func vtURLField[T any](o Option, p func(*T) *string) field[T] {
 			}
 			return err
 		},
-		get: func(c *T) string { return *p(c) },
+		get: func(c *T) string { return redactDSN(*p(c)) },
 	}
 }
 
