@@ -334,3 +334,29 @@ func TestShutdownDuringALookupHandsTheItemBack(t *testing.T) {
 		t.Errorf("a verdict was stored for an interrupted lookup")
 	}
 }
+
+// failingResults is the store with verdict writes failing.
+type failingResults struct{ *store.Store }
+
+func (failingResults) PutResult(context.Context, string, string, []byte) (bool, error) {
+	return false, fmt.Errorf("disk full")
+}
+
+func TestAVerdictThatCannotBeSavedDoesNotFinishTheItem(t *testing.T) {
+	for _, found := range []bool{false, true} {
+		t.Run(fmt.Sprint("found=", found), func(t *testing.T) {
+			w := newScanWorld(t, ScannerConfig{})
+			w.scan.st = failingResults{w.st}
+			w.eng.lookup = func(engine.Request) (engine.Result, error) {
+				if found {
+					return engine.Result{Kind: vt.KindFile, Found: true, Object: report(4)}, nil
+				}
+				return engine.Result{Kind: vt.KindFile}, nil
+			}
+			it := w.work(t, t.Context(), KindBinary, binaryPayload{MD5: testMD5})
+			if it.State != store.StateRetry || !strings.Contains(it.LastError, "disk full") {
+				t.Errorf("state %s (%s): a verdict that was never written must not finish the item", it.State, it.LastError)
+			}
+		})
+	}
+}
