@@ -4,7 +4,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vtconnector/vtconnector/internal/cli.Version=$(VERSION)
 
-.PHONY: build test lint bench dist demo clean fuzz fuzz-short
+.PHONY: build test lint bench dist packages check-packages demo clean fuzz fuzz-short
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vtconnector ./cmd/vtconnector
@@ -51,6 +51,35 @@ dist:
 	done
 	cd dist && sha256sum vtconnector_* > SHA256SUMS
 	cat dist/SHA256SUMS
+
+# .deb and .rpm packages of the dist binaries, in dist/ beside them
+# (packaging/nfpm.yaml says what they hold). nfpm runs at a pinned version
+# through `go run module@version`, in its own module graph: it is not a
+# requirement of vtconnector's go.mod, so none of its dependencies reach the
+# binary, `go mod tidy` or the main module's go.sum. The first run downloads
+# and builds it; later runs use the build cache.
+NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+# A version dpkg and rpm both accept: v1.2.3 -> 1.2.3, hyphens become dots
+# (v1.2.3-4-gabc -> 1.2.3.4.gabc); an untagged commit -> 0.0.0+git<sha>.
+PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -e 's/^v\{0,1\}\([0-9][0-9]*\.\)/\1/;t' -e 's/^/0.0.0+git/' | tr - .)
+packages: dist
+	set -e; for p in $(DIST_PLATFORMS); do \
+		arch=$${p#*/}; \
+		install -D -m 0755 dist/vtconnector_$(VERSION)_linux_$$arch dist/pkgroot/vtconnector; \
+		for fmt in deb rpm; do \
+			VTC_PKG_VERSION='$(PKG_VERSION)' VTC_PKG_ARCH=$$arch \
+				$(NFPM) package --config packaging/nfpm.yaml --packager $$fmt --target dist/; \
+		done; \
+	done
+	rm -rf dist/pkgroot
+
+# Builds the packages for this machine's architecture and checks them
+# (packaging/packages_test.go: files, modes, config files, scripts; as root
+# with dpkg, also installs, upgrades and removes the .deb). CI runs it after
+# make test.
+check-packages:
+	$(MAKE) packages DIST_PLATFORMS=linux/$$($(GO) env GOARCH)
+	VTC_TEST_PACKAGES_DIR='$(CURDIR)/dist' $(GO) test -count=1 -v ./packaging/
 
 demo:
 	$(GO) run ./cmd/vtconnector demo

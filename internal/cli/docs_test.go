@@ -2,8 +2,12 @@ package cli
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -63,6 +67,78 @@ func TestShippedExampleParses(t *testing.T) {
 	}
 	if cfg.FeedURL() != "http://127.0.0.1:4000/feed.json" || cfg.UploadsEnabled() {
 		t.Errorf("example: feed URL %s, uploads %v; want the original's port 4000 and no uploads", cfg.FeedURL(), cfg.UploadsEnabled())
+	}
+}
+
+// ignoredKeys are the original's keys vtconnector reads and ignores with a
+// warning: the example names them in a comment only.
+var ignoredKeys = map[string]bool{
+	"use_streaming": true, "carbonblack_streaming_host": true, "carbonblack_streaming_username": true,
+	"carbonblack_streaming_password": true, "legacy_feed_directory": true,
+}
+
+// TestShippedExampleShowsEveryKeyAndItsDefault keeps the annotated example
+// that the packages install complete and true: every key is in it, and a
+// commented key shows its default (uncommenting it changes no setting; where
+// the value came from is not compared) unless its comment says "e.g.".
+func TestShippedExampleShowsEveryKeyAndItsDefault(t *testing.T) {
+	b, err := os.ReadFile("../../packaging/connector.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := strings.Replace(string(b), "carbonblack_server_token=\n", "carbonblack_server_token=t\n", 1)
+	example = strings.Replace(example, "virustotal_api_token=\n", "virustotal_api_token=k\n", 1)
+	parse := func(text string) *config.CarbonBlack {
+		t.Helper()
+		cfg, _, err := config.ParseCarbonBlack([]byte(text), "connector.conf.example")
+		if err != nil {
+			t.Fatalf("the shipped example does not parse: %v", err)
+		}
+		return cfg
+	}
+	base := parse(example)
+	known := map[string]bool{}
+	for _, o := range config.CarbonBlackOptions() {
+		known[o.INI] = true
+		if !ignoredKeys[o.INI] && !strings.Contains(example, "\n"+o.INI+"=") && !strings.Contains(example, "\n;"+o.INI+"=") {
+			t.Errorf("connector.conf key %s is not in packaging/connector.conf.example", o.INI)
+		}
+	}
+	isKey := func(l string) bool {
+		k, _, ok := strings.Cut(strings.TrimPrefix(l, ";"), "=")
+		return ok && known[k]
+	}
+	commentedKey := func(l string) bool { return strings.HasPrefix(l, ";") && isKey(l) }
+	lines := strings.Split(example, "\n")
+	checked := map[string]bool{}
+	for i, l := range lines {
+		if !commentedKey(l) {
+			continue
+		}
+		// The run of commented keys this one is in, then the comment above it.
+		run := i
+		for run > 0 && commentedKey(lines[run-1]) {
+			run--
+		}
+		comment := run
+		for comment > 0 && strings.HasPrefix(lines[comment-1], ";") && !isKey(lines[comment-1]) {
+			comment--
+		}
+		if strings.Contains(strings.Join(lines[comment:run], "\n"), "e.g.") {
+			continue
+		}
+		uncommented := slices.Clone(lines)
+		uncommented[i] = l[1:]
+		if diff := cmp.Diff(base, parse(strings.Join(uncommented, "\n")), cmpopts.IgnoreUnexported(config.CarbonBlack{})); diff != "" {
+			t.Errorf("example line %d %q: not the default (-default +with it):\n%s", i+1, l, diff)
+		}
+		checked[l[1:strings.Index(l, "=")]] = true
+	}
+	for _, k := range []string{"database_url", "legacy_database", "virustotal_upload_mode", "virustotal_upload_file_types",
+		"virustotal_upload_unsigned_only", "virustotal_analysis_wait", "rescan_window", "log_file"} {
+		if !checked[k] {
+			t.Errorf("the example does not show %s's default", k)
+		}
 	}
 }
 
