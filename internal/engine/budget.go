@@ -101,6 +101,9 @@ func (s *Scheduler) SetReported(reported Limits, learn Learn, at time.Time) (bef
 	lim, learned := s.conf, Learn(0)
 	if learn&LearnPerMinute != 0 && reported.PerMinute > 0 {
 		lim.PerMinute, learned = reported.PerMinute, learned|LearnPerMinute
+		if lim.PerMinute > MaxMinuteSlots {
+			lim.PerMinute = 0 // not paced per minute (see MaxMinuteSlots)
+		}
 	}
 	if learn&LearnPerDay != 0 && reported.PerDay > 0 {
 		lim.PerDay, learned = reported.PerDay, learned|LearnPerDay

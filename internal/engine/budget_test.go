@@ -403,3 +403,15 @@ func TestDaySpentPerVirusTotalPausesUntilMidnight(t *testing.T) {
 		}
 	})
 }
+
+func TestAHugeLearnedPerMinuteBudgetIsNotPacedSlotBySlot(t *testing.T) {
+	s := NewScheduler(NewMemLedger(), PublicKeyLimits, time.Minute, nil)
+	defer s.Close()
+	_, after := s.SetReported(Limits{PerMinute: 1_000_000_000 / 60, PerDay: 1_000_000_000, PerMonth: 1_000_000_000}, LearnAll, time.Now())
+	if after.PerMinute != 0 || after.PerDay != 1_000_000_000 {
+		t.Errorf("limits %+v: want no per-minute pacing above %d a minute, the daily budget kept", after, MaxMinuteSlots)
+	}
+	if got := NewScheduler(NewMemLedger(), Limits{PerMinute: 50_000}, time.Minute, nil).Limits(); got.PerMinute != 0 {
+		t.Errorf("a configured 50,000 a minute is paced slot by slot: %+v", got)
+	}
+}

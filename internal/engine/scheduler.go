@@ -102,8 +102,19 @@ func NewScheduler(ledger Ledger, lim Limits, hold time.Duration, log *slog.Logge
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if lim.PerMinute > MaxMinuteSlots {
+		log.Info("per-minute budget above what is paced slot by slot: not limited per minute (the daily and monthly budgets still are)",
+			"per_minute", lim.PerMinute, "max_paced", MaxMinuteSlots)
+		lim.PerMinute = 0
+	}
 	return &Scheduler{ledger: ledger, conf: lim, lim: lim, hold: hold, log: log}
 }
+
+// MaxMinuteSlots is the largest per-minute budget the scheduler paces
+// slot by slot (a durable ledger keeps one row per slot). A larger budget,
+// configured or reported by VirusTotal (whose "unlimited" is a very large
+// number), is not limited per minute; the daily and monthly budgets are.
+const MaxMinuteSlots = 10_000
 
 // Limits returns the budget in force: configured, or learned from
 // VirusTotal where the configuration left it unset. The per-minute rate
