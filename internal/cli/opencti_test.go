@@ -245,11 +245,14 @@ func closeConnectorConnections(t *testing.T) int {
 	return n
 }
 
-func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
-	// The day's budget allows 3 lookups: later requests wait, unacknowledged.
-	statusAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+// TestOpenCTIParksQuotaWaitsLongerThanTheDeliveryBound: requests that
+// would wait for quota longer than VTCONNECTOR_DELIVERY_TIMEOUT are parked
+// in the database and their messages acknowledged; a dropped connection and
+// a restart lose none of them and process none twice.
+func TestOpenCTIParksQuotaWaitsLongerThanTheDeliveryBound(t *testing.T) {
+	// The day's budget allows 3 lookups: later requests are parked.
 	w := newOctiWorld(t, fakevt.Config{Seed: 6, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_REQUESTS_PER_DAY": "3",
-		"VIRUSTOTAL_FILE_IMPORT_YARA": "false", "VTCONNECTOR_HTTP_ADDR": statusAddr})
+		"VIRUSTOTAL_FILE_IMPORT_YARA": "false", "VTCONNECTOR_DELIVERY_TIMEOUT": "1s"})
 	stop, _ := w.start(t)
 	var works []string
 	for i := range 5 {
@@ -260,28 +263,37 @@ func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
 		}
 		works = append(works, work)
 	}
-	complete := func() int {
+	count := func(ok func(fakeocti.WorkState) bool) int {
 		n := 0
 		for _, id := range works {
-			if st, ok := w.platform.Work(id); ok && st.Status == "complete" {
+			if st, found := w.platform.Work(id); found && ok(st) {
 				n++
 			}
 		}
 		return n
 	}
-	// The two others reach the scheduler and wait there: the metrics say
-	// so, which proves they got past every point where they could have
-	// been sent.
-	waitFor(t, 20*time.Second, "3 enrichments within the day's budget and 2 waiting for quota", func() bool {
-		return complete() == 3 && strings.Contains(scrape(statusAddr), `vtconnector_vt_waiting{front="opencti",priority="interactive"} 2`)
-	})
-	if n := complete(); n != 3 {
-		t.Fatalf("%d works complete, want 3: the others must wait for quota", n)
+	complete := func() int { return count(func(st fakeocti.WorkState) bool { return st.Status == "complete" }) }
+	waiting := func() int {
+		return count(func(st fakeocti.WorkState) bool {
+			for _, m := range st.Messages {
+				if strings.Contains(m.Message, "Waiting for VirusTotal quota") {
+					return st.Status != "complete"
+				}
+			}
+			return false
+		})
 	}
+	waitFor(t, 20*time.Second, "3 enrichments within the day's budget and 2 parked for quota", func() bool {
+		return complete() == 3 && waiting() == 2
+	})
 	if n := w.vt.Stats().APIRequests(); n != 3 {
 		t.Fatalf("%d VirusTotal requests on a budget of 3 a day", n)
 	}
-	// The connection drops while 2 messages wait: they come back.
+	// Every message was acknowledged: none is held while the quota is spent.
+	if ready, unacked, ok := listenQueueDepth(t, w.id); ok && (ready != 0 || unacked != 0) {
+		t.Errorf("listen queue holds %d ready and %d unacknowledged messages, want none", ready, unacked)
+	}
+	// The connection drops while 2 requests are parked: nothing is lost.
 	if n := closeConnectorConnections(t); n == 0 {
 		t.Fatal("no connector connection found to close")
 	}
@@ -297,17 +309,45 @@ func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	// A restart with a new budget finishes the waiting requests.
+	// A restart with a new budget finishes the parked requests, once each.
 	w.env["VIRUSTOTAL_REQUESTS_PER_DAY"] = "10"
 	stop, _ = w.start(t)
 	defer stop()
-	waitFor(t, 30*time.Second, "the 2 waiting enrichments after the restart", func() bool { return complete() == 5 })
+	waitFor(t, 30*time.Second, "the 2 parked enrichments after the restart", func() bool { return complete() == 5 })
 	for _, id := range works {
 		st, _ := w.platform.Work(id)
 		if len(st.Errors) > 0 {
 			t.Errorf("work %s errors: %+v", id, st.Errors)
 		}
 	}
+	if n := w.vt.Stats().APIRequests(); n != 5 {
+		t.Errorf("%d VirusTotal requests for 5 entities: a request was processed twice or lost", n)
+	}
+	if n := len(w.objectsOfType("note")); n != 5 {
+		t.Errorf("%d notes for 5 entities", n)
+	}
+}
+
+// listenQueueDepth returns the ready and unacknowledged messages of the
+// connector's listen queue (rabbitmqctl); ok is false when rabbitmqctl is
+// not there.
+func listenQueueDepth(t *testing.T, connectorID string) (ready, unacked int, ok bool) {
+	t.Helper()
+	out, err := exec.Command("rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged").CombinedOutput()
+	if err != nil {
+		t.Logf("rabbitmqctl unavailable: %v", err)
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && strings.HasSuffix(f[0], "listen_"+connectorID) {
+			fmt.Sscan(f[1], &ready)
+			fmt.Sscan(f[2], &unacked)
+			return ready, unacked, true
+		}
+	}
+	t.Errorf("no listen queue for %s in rabbitmqctl's list", connectorID)
+	return 0, 0, false
 }
 
 // scrape returns the metrics the connector serves at addr, or "" when it

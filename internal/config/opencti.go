@@ -75,9 +75,12 @@ type OpenCTI struct {
 	URLIndicator              IndicatorPolicy // VIRUSTOTAL_URL_INDICATOR_*
 
 	// vtconnector itself (vtconnector.*).
-	DatabaseURL DSN    // VTCONNECTOR_DATABASE_URL
-	Concurrency int    // VTCONNECTOR_CONCURRENCY
-	HTTPAddr    string // VTCONNECTOR_HTTP_ADDR; "" = no status/metrics server
+	DatabaseURL DSN // VTCONNECTOR_DATABASE_URL
+	Concurrency int // VTCONNECTOR_CONCURRENCY
+	// DeliveryTimeout bounds how long a request is held unacknowledged
+	// and how long a lookup waits for quota before it is parked.
+	DeliveryTimeout time.Duration // VTCONNECTOR_DELIVERY_TIMEOUT
+	HTTPAddr        string        // VTCONNECTOR_HTTP_ADDR; "" = no status/metrics server
 
 	origins map[string]string
 }
@@ -120,6 +123,10 @@ var enrichable = []string{"StixFile", "Artifact", "IPv4-Addr", "Domain-Name", "H
 var tlpLevels = []string{"TLP:CLEAR", "TLP:WHITE", "TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED"}
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// MaxDeliveryTimeout is the largest VTCONNECTOR_DELIVERY_TIMEOUT, well
+// under RabbitMQ's default consumer_timeout of 30 minutes.
+const MaxDeliveryTimeout = 25 * time.Minute
 
 // placeholder is the value the upstream samples ship for every credential.
 const placeholder = "ChangeMe"
@@ -260,6 +267,9 @@ func (c *OpenCTI) check(l *loader[OpenCTI]) {
 			l.warnf(on[0], "%s: %s unknown to VirusTotal are submitted to it, where its community can see them; with VIRUSTOTAL_MAX_TLP=%s that includes %s data",
 				strings.Join(on, " and "), strings.Join(what, " and "), c.MaxTLP, c.MaxTLP)
 		}
+	}
+	if c.DeliveryTimeout > MaxDeliveryTimeout {
+		l.errorf("VTCONNECTOR_DELIVERY_TIMEOUT %s: must be at most %s, well under RabbitMQ's default consumer_timeout (30m)", c.DeliveryTimeout, MaxDeliveryTimeout)
 	}
 	if c.ExposeMetrics && c.HTTPAddr == "" && !l.anyBad("VTCONNECTOR_HTTP_ADDR") {
 		l.warnf("VTCONNECTOR_HTTP_ADDR", "CONNECTOR_EXPOSE_METRICS is true but VTCONNECTOR_HTTP_ADDR is off: no metrics are served")
@@ -752,6 +762,9 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 		intField(Option{Env: "VTCONNECTOR_CONCURRENCY", YAML: "vtconnector.concurrency", Default: "4",
 			Help: "Enrichments worked on at once (1-64). Pacing is by quota, not by this. New."},
 			1, 64, func(c *C) *int { return &c.Concurrency }),
+		secondsField(Option{Env: "VTCONNECTOR_DELIVERY_TIMEOUT", YAML: "vtconnector.delivery_timeout", Default: "300",
+			Help: "Longest an enrichment request is held unacknowledged (seconds or a Go duration, 1s to 25m, under RabbitMQ's 30-minute consumer_timeout): requests are parked in the database and acknowledged on arrival, and work that would wait longer than this for quota is parked until the quota frees. New."},
+			time.Second, func(c *C) *time.Duration { return &c.DeliveryTimeout }),
 		field[C]{
 			Option: Option{Env: "VTCONNECTOR_HTTP_ADDR", YAML: "vtconnector.http_addr", Computed: true,
 				Default: "127.0.0.1:CONNECTOR_METRICS_PORT, or :CONNECTOR_METRICS_PORT (every interface) when CONNECTOR_EXPOSE_METRICS=true",

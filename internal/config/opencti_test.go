@@ -77,6 +77,7 @@ func defaultOpenCTI() *OpenCTI {
 		AnalysisWait:              2 * time.Hour,
 		DatabaseURL:               "/home/vtc/.cache/vtconnector/vtconnector.db",
 		Concurrency:               4,
+		DeliveryTimeout:           5 * time.Minute,
 		HTTPAddr:                  "127.0.0.1:9095",
 	}
 }
@@ -755,4 +756,16 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestOpenCTIDeliveryTimeoutStaysUnderRabbitMQsConsumerTimeout(t *testing.T) {
+	c, _, err := ParseOpenCTI(with(requiredEnv(), "VTCONNECTOR_DELIVERY_TIMEOUT", "90s"), nil, "")
+	if err != nil || c.DeliveryTimeout != 90*time.Second {
+		t.Fatalf("90s: %v, %v", c, err)
+	}
+	for _, v := range []string{"30m", "0", "-5"} {
+		if _, _, err := ParseOpenCTI(with(requiredEnv(), "VTCONNECTOR_DELIVERY_TIMEOUT", v), nil, ""); err == nil || !strings.Contains(err.Error(), "VTCONNECTOR_DELIVERY_TIMEOUT") {
+			t.Errorf("%s: error %v, want one naming VTCONNECTOR_DELIVERY_TIMEOUT", v, err)
+		}
+	}
 }
