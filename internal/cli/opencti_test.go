@@ -219,8 +219,67 @@ func TestOpenCTITLPAndScopeAreEnforced(t *testing.T) {
 	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "TLP") {
 		t.Errorf("TLP:RED over a TLP:GREEN maximum: work %+v; want a TLP error", st)
 	}
+	// A TLP:RED marking created on the platform has an id no connector
+	// knows: it is read from the platform, and blocks.
+	orgRed := w.platform.AddMarking(fakeocti.Marking{DefinitionType: "TLP", Definition: "TLP:RED", Order: 4})
+	custom := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "192.0.2.100", Markings: []string{orgRed}})
+	st = w.enrich(t, custom)
+	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "TLP:RED") || !strings.Contains(st.Errors[0].Message, orgRed) {
+		t.Errorf("a platform-created TLP:RED: work %+v; want a TLP error naming the marking", st)
+	}
+	// A marking the platform does not know blocks too (fail closed).
+	unknown := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "192.0.2.101", Markings: []string{"marking-definition--00000000-0000-4000-8000-000000000000"}})
+	st = w.enrich(t, unknown)
+	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "could not be resolved") {
+		t.Errorf("an unresolvable marking: work %+v; want it blocked", st)
+	}
 	if n := w.vt.Stats().APIRequests() - before; n != 0 {
-		t.Errorf("%d VirusTotal requests for a blocked entity, want 0", n)
+		t.Errorf("%d VirusTotal requests for blocked entities, want 0", n)
+	}
+	for _, d := range w.platform.Documents() {
+		if len(d.ValidationErrors) > 0 {
+			t.Errorf("GraphQL document %s failed validation against the platform schema: %v", d.Name, d.ValidationErrors)
+		}
+	}
+}
+
+// TestOpenCTIPoisonMessagesDoNotStopTheConnector: garbage, a message that
+// is not an enrichment request and one whose entity cannot be read are
+// acknowledged (their works reported failed) and the connector goes on.
+func TestOpenCTIPoisonMessagesDoNotStopTheConnector(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, nil)
+	stop, _ := w.start(t)
+	defer stop()
+	bad := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.200"})
+	badWork, err := w.platform.AddWork(w.id, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badWork2, err := w.platform.AddWork(w.id, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{
+		"\x00\xff not JSON at all",
+		`{"internal":{"work_id":null},"event":{}}`,
+		`{"internal":{"work_id":"` + badWork + `","applicant_id":null},"event":{"entity_id":"` + bad + `","entity_type":"IPv4-Addr","stix_entity":"{\"type\":\"ipv4-addr\""}}`,
+		`{"internal":{"work_id":"` + badWork2 + `","applicant_id":null},"event":{"entity_id":"` + bad + `","entity_type":"IPv4-Addr","stix_entity":"[1,2,3]"}}`,
+	} {
+		if err := w.platform.PublishRaw(context.Background(), w.id, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.201"})
+	if st := w.enrich(t, good); len(st.Errors) > 0 {
+		t.Errorf("the good request after poison ones: %+v", st.Errors)
+	}
+	waitFor(t, 20*time.Second, "the poisoned works reported failed", func() bool {
+		st, _ := w.platform.Work(badWork)
+		st2, _ := w.platform.Work(badWork2)
+		return len(st.Errors) > 0 && len(st2.Errors) > 0
+	})
+	if ready, unacked, ok := listenQueueDepth(t, w.id); ok && (ready != 0 || unacked != 0) {
+		t.Errorf("listen queue holds %d ready and %d unacknowledged messages: poison is redelivered", ready, unacked)
 	}
 }
 

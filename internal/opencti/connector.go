@@ -45,6 +45,7 @@ type platform interface {
 	WorkPing(ctx context.Context, workID string) error
 	PushBundle(ctx context.Context, connectorID string, bundle []byte, workID string) error
 	ArtifactFiles(ctx context.Context, id string) ([]ImportFile, error)
+	MarkingDefinition(ctx context.Context, id string) (*stix.Marking, error)
 	DownloadFile(ctx context.Context, fileID string, w io.Writer, max int64) (int64, error)
 }
 
@@ -446,9 +447,12 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	if err != nil {
 		return "", err
 	}
-	markings := stix.MarkingRefs(ent.Markings())
-	if !stix.TLPAllowed(markings, c.maxTLP) {
-		return "", errors.New("Do not send any data, TLP of the observable is greater than MAX TLP")
+	markings, err := c.resolveMarkings(ctx, ent.Markings(), m.objects())
+	if err != nil {
+		return "", err
+	}
+	if err := stix.CheckTLP(markings, c.maxTLP); err != nil {
+		return "", err
 	}
 	var objects []json.RawMessage
 	if ent.Type == TypeIndicator {

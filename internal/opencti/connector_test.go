@@ -28,6 +28,7 @@ type fakePlatform struct {
 	processed []workEnd
 	pushed    [][]byte
 	files     map[string][]byte // artifact id -> attached file
+	markings  map[string]stix.Marking
 }
 
 type workEnd struct {
@@ -67,6 +68,12 @@ func (p *fakePlatform) ArtifactFiles(_ context.Context, id string) ([]ImportFile
 		return nil, nil
 	}
 	return []ImportFile{{ID: "file-" + id, Name: "invoice.exe"}}, nil
+}
+func (p *fakePlatform) MarkingDefinition(_ context.Context, id string) (*stix.Marking, error) {
+	if m, ok := p.markings[id]; ok {
+		return &m, nil
+	}
+	return nil, nil
 }
 func (p *fakePlatform) DownloadFile(_ context.Context, fileID string, w io.Writer, _ int64) (int64, error) {
 	n, err := io.Copy(w, bytes.NewReader(p.files[strings.TrimPrefix(fileID, "file-")]))

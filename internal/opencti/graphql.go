@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // The GraphQL documents the connector sends. They are constants so that a
@@ -67,12 +69,17 @@ const (
 }`
 )
 
+const markingDefinitionQuery = `query MarkingDefinition($id: String!) {
+  markingDefinition(id: $id) { standard_id definition_type definition }
+}`
+
 // Documents lists every GraphQL document the connector can send.
 var Documents = map[string]string{
 	"about": aboutQuery, "register": registerMutation, "ping": pingMutation, "pingLegacy": pingMutationLegacy,
 	"toReceived": workToReceivedMutation, "toProcessed": workToProcessedMutation,
 	"addExpectations": workAddExpectationsMutation, "workPing": workPingMutation,
 	"bundlePush": bundlePushMutation, "artifactFiles": artifactFilesQuery,
+	"markingDefinition": markingDefinitionQuery,
 }
 
 // GraphQLError is an error the platform answered in the errors array.
@@ -401,4 +408,16 @@ func (p *Platform) DownloadFile(ctx context.Context, fileID string, w io.Writer,
 		return n, fmt.Errorf("opencti: download %s: larger than %d bytes", fileID, max)
 	}
 	return n, nil
+}
+
+// MarkingDefinition reads a marking definition by its id; nil when the
+// platform has none (or the connector's user may not see it).
+func (p *Platform) MarkingDefinition(ctx context.Context, id string) (*stix.Marking, error) {
+	var out struct {
+		Marking *stix.Marking `json:"markingDefinition"`
+	}
+	if err := p.do(ctx, "markingDefinition", markingDefinitionQuery, map[string]any{"id": id}, &out); err != nil {
+		return nil, err
+	}
+	return out.Marking, nil
 }

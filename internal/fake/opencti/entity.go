@@ -361,9 +361,13 @@ func (e *entity) toStix() map[string]any {
 
 // stixObjects is the platform's bundle of the entity with its dependencies
 // (stixBundleByIdStringify): the entity, then its marking definitions.
-func (e *entity) stixObjects() []any {
+func (e *entity) stixObjects(custom map[string]Marking) []any {
 	out := []any{e.toStix()}
 	for _, m := range e.Markings {
+		if c, ok := custom[m]; ok {
+			out = append(out, c.stixObject(m))
+			continue
+		}
 		if t, ok := tlpByMarkingID[m]; ok {
 			obj := t.stixObject()
 			obj["extensions"] = map[string]any{extensionSDO: map[string]any{

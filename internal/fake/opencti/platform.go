@@ -104,6 +104,7 @@ type Platform struct {
 	works      map[string]*work
 	workOrder  []string
 	entities   map[string]*entity // by standard id
+	markings   map[string]Marking // markings created on the platform, by standard id
 	entOrder   []string
 	internal   map[string]string // internal id → standard id
 	files      map[string]*storedFile
@@ -138,6 +139,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Platform, error) {
 		consumers:  map[string]*consumer{},
 		works:      map[string]*work{},
 		entities:   map[string]*entity{},
+		markings:   map[string]Marking{},
 		internal:   map[string]string{},
 		files:      map[string]*storedFile{},
 		objects:    map[string]json.RawMessage{},

@@ -35,6 +35,7 @@ func rootFields(op ast.Operation) map[string]rootResolver {
 		"stixCoreObject":      (*execution).stixCoreObject,
 		"stixCyberObservable": (*execution).stixCyberObservable,
 		"indicator":           (*execution).indicator,
+		"markingDefinition":   (*execution).markingDefinition,
 	}
 }
 
