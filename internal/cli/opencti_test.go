@@ -593,3 +593,66 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestOpenCTIPlaybookStep: the connector registers as playbook compatible
+// and answers playbook steps with playbookStepExecution, the bundle
+// enriched, or unchanged when the entity is not sent to VirusTotal.
+func TestOpenCTIPlaybookStep(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_MAX_TLP": "TLP:GREEN"})
+	stop, _ := w.start(t)
+	defer stop()
+	for _, c := range w.platform.Connectors() {
+		if c.ID == w.id && !c.PlaybookCompatible {
+			t.Fatal("the connector did not register playbook_compatible=true")
+		}
+	}
+	earlier := map[string]any{"type": "domain-name", "spec_version": "2.1", "id": "domain-name--bedb4899-d24b-5401-bc86-8f6b4cc18ec7", "value": "example.com"}
+	step := func(entityID string) (prev, next []map[string]any) {
+		t.Helper()
+		exec, err := w.platform.RunPlaybookStep(context.Background(), w.id, entityID, earlier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		run, err := w.platform.WaitPlaybookStep(ctx, exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p, n struct {
+			Objects []map[string]any `json:"objects"`
+		}
+		if err := json.Unmarshal([]byte(run.PreviousBundle), &p); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(run.Bundle), &n); err != nil {
+			t.Fatal(err)
+		}
+		return p.Objects, n.Objects
+	}
+	types := func(objs []map[string]any) map[string]int {
+		m := map[string]int{}
+		for _, o := range objs {
+			m[o["type"].(string)]++
+		}
+		return m
+	}
+	ip := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "203.0.113.77", Markings: []string{"TLP:GREEN"}})
+	prev, next := step(ip)
+	if got := types(next); got["note"] == 0 || got["domain-name"] != 1 || got["ipv4-addr"] != 1 {
+		t.Errorf("enriched step: new bundle holds %v; want the incoming objects and a note", got)
+	}
+	if len(prev) != 3 {
+		t.Errorf("previous bundle has %d objects, want the 3 sent", len(prev))
+	}
+	red := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "203.0.113.78", Markings: []string{"TLP:RED"}})
+	prev, next = step(red)
+	if fmt.Sprint(types(prev)) != fmt.Sprint(types(next)) || len(next) != len(prev) {
+		t.Errorf("a TLP-blocked step changed the bundle: %v -> %v", types(prev), types(next))
+	}
+	for _, d := range w.platform.Documents() {
+		if len(d.ValidationErrors) > 0 {
+			t.Errorf("GraphQL document %s failed validation against the platform schema: %v", d.Name, d.ValidationErrors)
+		}
+	}
+}

@@ -46,6 +46,7 @@ type platform interface {
 	PushBundle(ctx context.Context, connectorID string, bundle []byte, workID string) error
 	ArtifactFiles(ctx context.Context, id string) ([]ImportFile, error)
 	MarkingDefinition(ctx context.Context, id string) (*stix.Marking, error)
+	PlaybookStepExecution(ctx context.Context, s PlaybookStep) error
 	DownloadFile(ctx context.Context, fileID string, w io.Writer, max int64) (int64, error)
 }
 
@@ -202,7 +203,7 @@ func (c *Connector) register(ctx context.Context) error {
 	}
 	c.log.Info("OpenCTI platform reached", "version", c.version)
 	in := RegisterInput{ID: c.cfg.ConnectorID, Name: c.cfg.ConnectorName, Scope: c.cfg.Scope, Auto: c.cfg.Auto,
-		AutoUpdate: c.cfg.AutoUpdate, EnrichmentResolution: c.cfg.EnrichmentResolution, PlaybookCompatible: false}
+		AutoUpdate: c.cfg.AutoUpdate, EnrichmentResolution: c.cfg.EnrichmentResolution, PlaybookCompatible: true, OnlyContextual: c.cfg.OnlyContextual}
 	err = c.retry(ctx, "registering the connector", func() error {
 		r, err := c.d.Platform.Register(ctx, in, c.version)
 		c.reg = r
@@ -440,6 +441,13 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	if json.Unmarshal(stixEntity, &s) == nil { // double-encoded, as the platform sends it
 		stixEntity = []byte(s)
 	}
+	if m.Internal.Playbook != nil {
+		raw, typ, err := m.playbookEntity()
+		if err != nil {
+			return "", err
+		}
+		stixEntity, m.Event.EntityType = raw, typ
+	}
 	if !inScope(c.cfg.Scope, m.Event.EntityType) {
 		return "", fmt.Errorf("%s is not in the connector's scope (%s)", m.Event.EntityType, strings.Join(c.cfg.Scope, ","))
 	}
@@ -462,6 +470,9 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	}
 	if err != nil {
 		return "", err
+	}
+	if m.Internal.Playbook != nil {
+		return c.answerPlaybook(ctx, m, objects)
 	}
 	return c.send(ctx, objects, m)
 }
@@ -783,11 +794,7 @@ func (c *Connector) collect(ctx context.Context, it store.Item) store.Outcome {
 	if ctx.Err() != nil {
 		return store.HandBack()
 	}
-	msg, inError := result, false
-	if perr != nil {
-		msg, inError = perr.Error(), true
-	}
-	if err := c.report(ctx, m.workID(), msg, inError); err != nil {
+	if err := c.finish(ctx, &m, result, perr); err != nil {
 		return worker.Outcome(ctx, err)
 	}
 	return store.Done(nil)

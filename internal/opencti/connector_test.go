@@ -29,6 +29,7 @@ type fakePlatform struct {
 	pushed    [][]byte
 	files     map[string][]byte // artifact id -> attached file
 	markings  map[string]stix.Marking
+	steps     []PlaybookStep
 }
 
 type workEnd struct {
@@ -74,6 +75,12 @@ func (p *fakePlatform) MarkingDefinition(_ context.Context, id string) (*stix.Ma
 		return &m, nil
 	}
 	return nil, nil
+}
+func (p *fakePlatform) PlaybookStepExecution(_ context.Context, s PlaybookStep) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.steps = append(p.steps, s)
+	return nil
 }
 func (p *fakePlatform) DownloadFile(_ context.Context, fileID string, w io.Writer, _ int64) (int64, error) {
 	n, err := io.Copy(w, bytes.NewReader(p.files[strings.TrimPrefix(fileID, "file-")]))

@@ -138,7 +138,7 @@ func (c *Connector) work(ctx context.Context, it store.Item) (out store.Outcome)
 		if r := recover(); r != nil {
 			perr := fmt.Errorf("vtconnector: internal error while processing the request: %v", r)
 			c.log.Error("processing a request panicked; its work is reported failed", "key", it.Key, "entity", m.Event.EntityID, "panic", fmt.Sprint(r))
-			c.finish(ctx, m, pm, "", perr)
+			c.finish(ctx, m, "", perr)
 			out = store.Permanent(perr)
 		}
 	}()
@@ -178,7 +178,7 @@ func (c *Connector) work(ctx context.Context, it store.Item) (out store.Outcome)
 		}
 		c.log.Warn("enrichment failed", "entity", m.Event.EntityID, "type", m.Event.EntityType, "error", err)
 	}
-	if rerr := c.finish(ctx, m, pm, result, err); rerr != nil {
+	if rerr := c.finish(ctx, m, result, err); rerr != nil {
 		return worker.Outcome(ctx, rerr)
 	}
 	if err != nil {
@@ -209,9 +209,18 @@ func (c *Connector) parkAgain(err error, attempts int) (store.Outcome, string) {
 	return store.Outcome{}, ""
 }
 
-// finish ends a request: the work is reported (a playbook step answered)
-// with the result or the error.
-func (c *Connector) finish(ctx context.Context, m *message, pm parkedMessage, result string, err error) error {
+// finish ends a request: the work is reported with the result or the
+// error. A playbook step that failed goes on with its bundle unchanged
+// (one that succeeded was answered already).
+func (c *Connector) finish(ctx context.Context, m *message, result string, err error) error {
+	if m.Internal.Playbook != nil {
+		if err == nil {
+			return nil
+		}
+		c.log.Info("playbook step not enriched; the bundle goes on unchanged", "entity", m.Event.EntityID, "step", m.Internal.Playbook.StepID, "reason", err)
+		_, aerr := c.answerPlaybook(ctx, m, nil)
+		return aerr
+	}
 	msg, inError := result, false
 	if err != nil {
 		msg, inError = err.Error(), true

@@ -95,23 +95,24 @@ type Platform struct {
 
 	wg sync.WaitGroup
 
-	mu         sync.Mutex
-	closed     bool
-	changed    chan struct{}
-	connectors map[string]*connector
-	connOrder  []string
-	consumers  map[string]*consumer
-	works      map[string]*work
-	workOrder  []string
-	entities   map[string]*entity // by standard id
-	markings   map[string]Marking // markings created on the platform, by standard id
-	entOrder   []string
-	internal   map[string]string // internal id → standard id
-	files      map[string]*storedFile
-	objects    map[string]json.RawMessage
-	aliases    map[string]string // accepted non-standard ids → their standard id
-	writes     map[string]int
-	docs       []RecordedDocument
+	mu           sync.Mutex
+	closed       bool
+	changed      chan struct{}
+	connectors   map[string]*connector
+	connOrder    []string
+	consumers    map[string]*consumer
+	works        map[string]*work
+	workOrder    []string
+	entities     map[string]*entity // by standard id
+	markings     map[string]Marking // markings created on the platform, by standard id
+	playbookRuns []PlaybookExecution
+	entOrder     []string
+	internal     map[string]string // internal id → standard id
+	files        map[string]*storedFile
+	objects      map[string]json.RawMessage
+	aliases      map[string]string // accepted non-standard ids → their standard id
+	writes       map[string]int
+	docs         []RecordedDocument
 }
 
 // New connects to RabbitMQ with cfg.AMQPURL, declares the platform's
