@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -653,6 +654,42 @@ func TestOpenCTIPlaybookStep(t *testing.T) {
 	for _, d := range w.platform.Documents() {
 		if len(d.ValidationErrors) > 0 {
 			t.Errorf("GraphQL document %s failed validation against the platform schema: %v", d.Name, d.ValidationErrors)
+		}
+	}
+}
+
+// TestOpenCTIGrantsTheEntitysOrganisationsToEveryObject: organisation
+// sharing is carried onto every object the enrichment creates, as pycti
+// does.
+func TestOpenCTIGrantsTheEntitysOrganisationsToEveryObject(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_IP_ADD_RELATIONSHIPS": "true"})
+	stop, _ := w.start(t)
+	defer stop()
+	org := w.platform.AddOrganization("Filigran")
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "203.0.113.7", GrantedRefs: []string{org}})
+	if st := w.enrich(t, id); len(st.Errors) > 0 {
+		t.Fatalf("work errors: %+v", st.Errors)
+	}
+	objects := w.platform.Objects()
+	if len(objects) < 3 {
+		t.Fatalf("%d objects imported, want the entity and what the enrichment created", len(objects))
+	}
+	for oid, raw := range objects {
+		if strings.HasPrefix(oid, "marking-definition--") || oid == org {
+			continue
+		}
+		var o struct {
+			Granted    []string `json:"x_opencti_granted_refs"`
+			Extensions map[string]struct {
+				Granted []string `json:"granted_refs"`
+			} `json:"extensions"`
+		}
+		if err := json.Unmarshal(raw, &o); err != nil {
+			t.Fatal(err)
+		}
+		granted := append(o.Granted, o.Extensions["extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba"].Granted...)
+		if !slices.Contains(granted, org) {
+			t.Errorf("%s is not shared with %s: %s", oid, org, raw)
 		}
 	}
 }

@@ -471,6 +471,7 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	if err != nil {
 		return "", err
 	}
+	objects = grant(objects, grantedRefs(stixEntity))
 	if m.Internal.Playbook != nil {
 		return c.answerPlaybook(ctx, m, objects)
 	}

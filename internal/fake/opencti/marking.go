@@ -1,6 +1,7 @@
 package opencti
 
 import (
+	"encoding/json"
 	"strings"
 )
 
@@ -47,4 +48,18 @@ func (m Marking) stixObject(id string) map[string]any {
 			"extension_type": "property-extension", "id": internalIDFor(id), "type": "Marking-Definition", "order": m.Order,
 		}},
 	}
+}
+
+// AddOrganization adds an organisation to the platform's knowledge, as if
+// imported, and returns its id: entities can then be shared with it
+// (Entity.GrantedRefs) and objects granted to it resolve.
+func (p *Platform) AddOrganization(name string) string {
+	id := deterministicID("identity", map[string]any{"name": normalizeName(name), "identity_class": "organization"})
+	raw, _ := json.Marshal(map[string]any{"type": "identity", "spec_version": specVersion, "id": id, "name": name,
+		"identity_class": "organization", "created": tlpCreated, "modified": tlpCreated})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.objects[id] = raw
+	p.notifyLocked()
+	return id
 }
