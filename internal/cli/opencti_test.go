@@ -3,11 +3,20 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -692,4 +701,97 @@ func TestOpenCTIGrantsTheEntitysOrganisationsToEveryObject(t *testing.T) {
 			t.Errorf("%s is not shared with %s: %s", oid, org, raw)
 		}
 	}
+}
+
+// TestOpenCTIListensThroughTheAPIProtocol: with CONNECTOR_LISTEN_PROTOCOL=API
+// the connector registers listen_callback_uri and the platform's worker
+// posts requests to it, over TLS when configured; the bearer token is
+// checked and the request size bounded.
+func TestOpenCTIListensThroughTheAPIProtocol(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
+			port := freePort(t)
+			scheme := "http"
+			extra := map[string]string{"CONNECTOR_LISTEN_PROTOCOL": "API", "CONNECTOR_LISTEN_PROTOCOL_API_PORT": fmt.Sprint(port),
+				"CONNECTOR_LISTEN_PROTOCOL_API_PATH": "/vt/callback"}
+			var client *http.Client = http.DefaultClient
+			if withTLS {
+				scheme = "https"
+				certPEM, keyPEM, pool := selfSigned(t)
+				extra["CONNECTOR_LISTEN_PROTOCOL_API_SSL"] = "true"
+				extra["LISTEN_PROTOCOL_API_SSL_CERT"] = certPEM
+				extra["LISTEN_PROTOCOL_API_SSL_KEY"] = keyPEM
+				client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			}
+			extra["CONNECTOR_LISTEN_PROTOCOL_API_URI"] = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
+			w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, extra)
+			w.platform.SetRelayClient(client)
+			stop, _ := w.start(t)
+			defer stop()
+			callback := fmt.Sprintf("%s://127.0.0.1:%d/vt/callback", scheme, port)
+			for _, c := range w.platform.Connectors() {
+				if c.ID == w.id && c.ListenCallbackURI != callback {
+					t.Errorf("listen_callback_uri %q, want %q", c.ListenCallbackURI, callback)
+				}
+			}
+			id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.150"})
+			if st := w.enrich(t, id); len(st.Errors) > 0 || st.Processed != st.Expected || st.Expected == 0 {
+				t.Fatalf("work %+v", st)
+			}
+			if n := w.platform.Callbacks(); n != 1 {
+				t.Errorf("%d callbacks, want 1", n)
+			}
+			post := func(token string, body []byte) int {
+				req, _ := http.NewRequest(http.MethodPost, callback, bytes.NewReader(body))
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			if code := post("", []byte(`{}`)); code != http.StatusUnauthorized {
+				t.Errorf("no token: HTTP %d, want 401", code)
+			}
+			if code := post("another-token", []byte(`{}`)); code != http.StatusUnauthorized {
+				t.Errorf("wrong token: HTTP %d, want 401", code)
+			}
+			if code := post("octi-token", []byte(`{not json`)); code != http.StatusBadRequest {
+				t.Errorf("bad JSON: HTTP %d, want 400", code)
+			}
+			if code := post("octi-token", bytes.Repeat([]byte(" "), opencti.MaxCallbackBody+1)); code != http.StatusRequestEntityTooLarge {
+				t.Errorf("oversized: HTTP %d, want 413", code)
+			}
+		})
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and its key, as PEM, and a
+// pool that trusts it.
+func selfSigned(t *testing.T) (certPEM, keyPEM string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vtconnector test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})), pool
 }

@@ -41,7 +41,8 @@ type OpenCTI struct {
 	ValidateBeforeImport bool       // CONNECTOR_VALIDATE_BEFORE_IMPORT
 	SendToQueue          bool       // CONNECTOR_SEND_TO_QUEUE
 	QueueProtocol        string     // CONNECTOR_QUEUE_PROTOCOL: amqp or api
-	ListenProtocol       string     // CONNECTOR_LISTEN_PROTOCOL: AMQP
+	ListenProtocol       string     // CONNECTOR_LISTEN_PROTOCOL: AMQP or API
+	ListenAPI            ListenAPI  // CONNECTOR_LISTEN_PROTOCOL_API_*, LISTEN_PROTOCOL_API_SSL_*
 	ExposeMetrics        bool       // CONNECTOR_EXPOSE_METRICS
 	MetricsPort          int        // CONNECTOR_METRICS_PORT
 
@@ -83,6 +84,18 @@ type OpenCTI struct {
 	HTTPAddr        string        // VTCONNECTOR_HTTP_ADDR; "" = no status/metrics server
 
 	origins map[string]string
+}
+
+// ListenAPI is pycti's HTTP callback mode (CONNECTOR_LISTEN_PROTOCOL=API):
+// the platform's workers post each request to URI+Path.
+type ListenAPI struct {
+	Port          int    // CONNECTOR_LISTEN_PROTOCOL_API_PORT
+	Path          string // CONNECTOR_LISTEN_PROTOCOL_API_PATH
+	SSL           bool   // CONNECTOR_LISTEN_PROTOCOL_API_SSL
+	URI           string // CONNECTOR_LISTEN_PROTOCOL_API_URI, registered with Path as listen_callback_uri
+	SSLCert       string // LISTEN_PROTOCOL_API_SSL_CERT: PEM text or file path
+	SSLKey        Secret // LISTEN_PROTOCOL_API_SSL_KEY: PEM text or file path
+	SSLPassphrase Secret // LISTEN_PROTOCOL_API_SSL_PASSPHRASE
 }
 
 // Header is one OPENCTI_CUSTOM_HEADERS entry, sent with every GraphQL request.
@@ -271,6 +284,9 @@ func (c *OpenCTI) check(l *loader[OpenCTI]) {
 	if c.DeliveryTimeout > MaxDeliveryTimeout {
 		l.errorf("VTCONNECTOR_DELIVERY_TIMEOUT %s: must be at most %s, well under RabbitMQ's default consumer_timeout (30m)", c.DeliveryTimeout, MaxDeliveryTimeout)
 	}
+	if c.ListenProtocol == "API" && c.ListenAPI.SSL && (c.ListenAPI.SSLCert == "" || c.ListenAPI.SSLKey.Reveal() == "") {
+		l.errorf("CONNECTOR_LISTEN_PROTOCOL_API_SSL=true: LISTEN_PROTOCOL_API_SSL_CERT and LISTEN_PROTOCOL_API_SSL_KEY are required")
+	}
 	if c.ExposeMetrics && c.HTTPAddr == "" && !l.anyBad("VTCONNECTOR_HTTP_ADDR") {
 		l.warnf("VTCONNECTOR_HTTP_ADDR", "CONNECTOR_EXPOSE_METRICS is true but VTCONNECTOR_HTTP_ADDR is off: no metrics are served")
 	}
@@ -297,7 +313,6 @@ var ignoredNames = []struct{ name, why string }{
 	{"CONNECTOR_DURATION_PERIOD", "applies to scheduled import connectors only; ignored"},
 	{"CONNECTOR_RUN_AND_TERMINATE", "applies to scheduled import connectors only; ignored"},
 	{"CONNECTOR_LIVE_STREAM_*", "applies to stream connectors only; ignored"},
-	{"CONNECTOR_LISTEN_PROTOCOL_API_*", "applies to CONNECTOR_LISTEN_PROTOCOL=API only, which vtconnector does not support; ignored"},
 	{"CONNECTOR_SEND_TO_DIRECTORY*", "is not supported by vtconnector; ignored"},
 	{"CONNECTOR_SEND_TO_S3*", "is not supported by vtconnector; ignored"},
 	{"CONNECTOR_AUTO_CREATE_SERVICE_ACCOUNT*", "is not supported by vtconnector; ignored"},
@@ -625,20 +640,47 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 			opt.EnvAliases = []string{"QUEUE_PROTOCOL"}
 			return enumField(opt, []string{"amqp", "api"}, strings.ToLower, func(c *C) *string { return &c.QueueProtocol })
 		}(),
+		enumField(d(o("CONNECTOR_LISTEN_PROTOCOL", "How requests arrive: AMQP (consumed from RabbitMQ) or API (posted by the platform's workers to an HTTP callback server, pycti 6.5.7)."), "AMQP"),
+			[]string{"AMQP", "API"}, strings.ToUpper, func(c *C) *string { return &c.ListenProtocol }),
+		intField(d(o("CONNECTOR_LISTEN_PROTOCOL_API_PORT", "API listen protocol: port of the callback server (every interface, as pycti)."), "7070"),
+			1, 65535, func(c *C) *int { return &c.ListenAPI.Port }),
 		{
-			Option: d(o("CONNECTOR_LISTEN_PROTOCOL", "How requests arrive: AMQP (the API callback mode of pycti is not supported)."), "AMQP"),
+			Option: d(o("CONNECTOR_LISTEN_PROTOCOL_API_PATH", "API listen protocol: path of the callback."), "/api/callback"),
 			set: func(c *C, in *input) error {
-				switch v := strings.ToUpper(strings.TrimSpace(in.text)); v {
-				case "AMQP":
-					c.ListenProtocol = v
-					return nil
-				case "API":
-					return errors.New("API (HTTP callback) is not supported by vtconnector; use AMQP")
+				v := strings.TrimSpace(in.text)
+				if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " ?#") {
+					return errors.New("must be a URL path starting with /")
 				}
-				return errors.New("must be AMQP")
+				c.ListenAPI.Path = v
+				return nil
 			},
-			get: func(c *C) string { return c.ListenProtocol },
+			get: func(c *C) string { return c.ListenAPI.Path },
 		},
+		boolField(d(o("CONNECTOR_LISTEN_PROTOCOL_API_SSL", "API listen protocol: serve the callback over TLS (LISTEN_PROTOCOL_API_SSL_CERT and _KEY)."), "false"),
+			func(c *C) *bool { return &c.ListenAPI.SSL }),
+		field[C]{
+			Option: Option{Env: "CONNECTOR_LISTEN_PROTOCOL_API_URI", YAML: "connector.listen_protocol_api_uri", Computed: true,
+				Default: "http://127.0.0.1:7070, or https://127.0.0.1:7070 when CONNECTOR_LISTEN_PROTOCOL_API_SSL=true",
+				Help:    "API listen protocol: base URL the platform's workers reach the callback server at; registered with the path as listen_callback_uri."},
+			set: func(c *C, in *input) error {
+				v, err := parseHTTPURL(in.text)
+				c.ListenAPI.URI = v
+				return err
+			},
+			get: func(c *C) string { return c.ListenAPI.URI },
+			compute: func(c *C) {
+				c.ListenAPI.URI = "http://127.0.0.1:7070"
+				if c.ListenAPI.SSL {
+					c.ListenAPI.URI = "https://127.0.0.1:7070"
+				}
+			},
+		},
+		stringField(Option{Env: "LISTEN_PROTOCOL_API_SSL_CERT", YAML: "connector.listen_protocol_api_ssl_cert", Help: "API listen protocol: the callback server's certificate (chain), PEM text or file path."},
+			func(c *C) *string { return &c.ListenAPI.SSLCert }),
+		secretField(Option{Env: "LISTEN_PROTOCOL_API_SSL_KEY", YAML: "connector.listen_protocol_api_ssl_key", Help: "API listen protocol: the callback server's private key, PEM text or file path."},
+			func(c *C) *Secret { return &c.ListenAPI.SSLKey }),
+		secretField(Option{Env: "LISTEN_PROTOCOL_API_SSL_PASSPHRASE", YAML: "connector.listen_protocol_api_ssl_passphrase", Help: "API listen protocol: passphrase of the private key (legacy PEM encryption)."},
+			func(c *C) *Secret { return &c.ListenAPI.SSLPassphrase }),
 		boolField(d(o("CONNECTOR_EXPOSE_METRICS", "Serve Prometheus metrics on every interface at CONNECTOR_METRICS_PORT (see VTCONNECTOR_HTTP_ADDR)."), "false"),
 			func(c *C) *bool { return &c.ExposeMetrics }),
 		intField(d(o("CONNECTOR_METRICS_PORT", "Port of the metrics and status server."), "9095"),

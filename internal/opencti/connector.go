@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,6 +122,16 @@ func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
 		return fmt.Errorf("opencti: VIRUSTOTAL_MAX_TLP: %w", err)
 	}
 	c.maxTLP = tlp
+	if err := c.checkSettings(); err != nil {
+		return err
+	}
+	var callback net.Listener
+	if cfg.ListenProtocol == "API" {
+		if callback, err = c.listenCallback(); err != nil {
+			return err
+		}
+		defer callback.Close()
+	}
 	if err := c.register(ctx); err != nil {
 		return err
 	}
@@ -129,7 +140,11 @@ func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { c.pingLoop(gctx); return nil })
-	g.Go(func() error { c.consumeLoop(gctx); return nil })
+	if callback != nil {
+		g.Go(func() error { return c.serveCallback(gctx, callback) })
+	} else {
+		g.Go(func() error { c.consumeLoop(gctx); return nil })
+	}
 	g.Go(func() error { return c.pending.Run(gctx) })
 	g.Go(func() error { return c.messages.Run(gctx) })
 	err = g.Wait()
@@ -203,7 +218,8 @@ func (c *Connector) register(ctx context.Context) error {
 	}
 	c.log.Info("OpenCTI platform reached", "version", c.version)
 	in := RegisterInput{ID: c.cfg.ConnectorID, Name: c.cfg.ConnectorName, Scope: c.cfg.Scope, Auto: c.cfg.Auto,
-		AutoUpdate: c.cfg.AutoUpdate, EnrichmentResolution: c.cfg.EnrichmentResolution, PlaybookCompatible: true, OnlyContextual: c.cfg.OnlyContextual}
+		AutoUpdate: c.cfg.AutoUpdate, EnrichmentResolution: c.cfg.EnrichmentResolution, PlaybookCompatible: true, OnlyContextual: c.cfg.OnlyContextual,
+		ListenCallbackURI: c.callbackURI()}
 	err = c.retry(ctx, "registering the connector", func() error {
 		r, err := c.d.Platform.Register(ctx, in, c.version)
 		c.reg = r

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -106,6 +107,8 @@ type Platform struct {
 	entities     map[string]*entity // by standard id
 	markings     map[string]Marking // markings created on the platform, by standard id
 	playbookRuns []PlaybookExecution
+	relayClient  *http.Client
+	callbacks    int
 	entOrder     []string
 	internal     map[string]string // internal id → standard id
 	files        map[string]*storedFile
@@ -130,22 +133,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Platform, error) {
 		return nil, fmt.Errorf("fakeocti: new: parse AMQPURL: %w", err)
 	}
 	p := &Platform{
-		cfg:        cfg,
-		log:        log,
-		now:        cfg.Now,
-		version:    cfg.Version,
-		public:     publicConnection(cfg.AMQPPublic, uri),
-		changed:    make(chan struct{}),
-		connectors: map[string]*connector{},
-		consumers:  map[string]*consumer{},
-		works:      map[string]*work{},
-		entities:   map[string]*entity{},
-		markings:   map[string]Marking{},
-		internal:   map[string]string{},
-		files:      map[string]*storedFile{},
-		objects:    map[string]json.RawMessage{},
-		aliases:    map[string]string{},
-		writes:     map[string]int{},
+		cfg:         cfg,
+		log:         log,
+		now:         cfg.Now,
+		version:     cfg.Version,
+		public:      publicConnection(cfg.AMQPPublic, uri),
+		changed:     make(chan struct{}),
+		connectors:  map[string]*connector{},
+		consumers:   map[string]*consumer{},
+		works:       map[string]*work{},
+		entities:    map[string]*entity{},
+		markings:    map[string]Marking{},
+		relayClient: &http.Client{Timeout: 300 * time.Second},
+		internal:    map[string]string{},
+		files:       map[string]*storedFile{},
+		objects:     map[string]json.RawMessage{},
+		aliases:     map[string]string{},
+		writes:      map[string]int{},
 	}
 	if p.now == nil {
 		p.now = time.Now
