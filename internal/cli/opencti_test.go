@@ -530,6 +530,11 @@ func TestOpenCTIConfigCheck(t *testing.T) {
 	if s := out.String() + errb.String(); strings.Contains(s, "secret-token-1") || strings.Contains(s, "vt-secret-2") || !strings.Contains(s, "OK") {
 		t.Errorf("config check output leaks a secret or is not OK:\n%s", s)
 	}
+	for _, want := range []string{"STATUS", "refused when true", "new (vtconnector)", "as pycti"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config check does not show each setting's status (%q missing):\n%s", want, out.String())
+		}
+	}
 	out.Reset()
 	errb.Reset()
 	e.environ = map[string]string{"OPENCTI_URL": "ftp://x", "CONNECTOR_ID": "not-a-uuid", "VIRUSTOTAL_MAX_TLP": "TLP:PURPLE"}
@@ -794,4 +799,48 @@ func selfSigned(t *testing.T) (certPEM, keyPEM string, pool *x509.CertPool) {
 	pool.AddCert(cert)
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})), pool
+}
+
+// TestOpenCTIPassesMutualTLSSettingsToTheBroker: MQ_USE_SSL_CA, _CERT and
+// _KEY reach the RabbitMQ connection: the connector verifies the broker
+// with the CA and presents its client certificate (a TLS listener stands
+// for a broker that requires one).
+func TestOpenCTIPassesMutualTLSSettingsToTheBroker(t *testing.T) {
+	certPEM, keyPEM, pool := selfSigned(t)
+	kp, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	presented := make(chan string, 10)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := conn.(*tls.Conn)
+			if tc.Handshake() == nil && len(tc.ConnectionState().PeerCertificates) > 0 {
+				presented <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+			}
+			conn.Close()
+		}
+	}()
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{
+		"MQ_USE_SSL": "true", "MQ_HOST": "127.0.0.1", "MQ_PORT": strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:"),
+		"MQ_USE_SSL_CA": certPEM, "MQ_USE_SSL_CERT": certPEM, "MQ_USE_SSL_KEY": keyPEM, "MQ_USE_SSL_REJECT_UNAUTHORIZED": "true"})
+	stop, _ := w.start(t)
+	defer stop()
+	select {
+	case cn := <-presented:
+		if cn != "vtconnector test" {
+			t.Errorf("client certificate %q", cn)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the connector never completed a mutual-TLS handshake with the broker")
+	}
 }

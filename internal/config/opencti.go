@@ -147,7 +147,37 @@ const placeholder = "ChangeMe"
 // Redacted lists every option with its effective value and origin, secrets
 // shown as [redacted], in the order of OpenCTIOptions.
 func (c *OpenCTI) Redacted() []Setting {
-	return redactedSettings(c, ociFields(nil), envKey, c.origins)
+	out := redactedSettings(c, ociFields(nil), envKey, c.origins)
+	news := map[string]bool{}
+	for _, o := range OpenCTIOptions() {
+		news[o.Env] = strings.HasSuffix(strings.TrimSpace(o.Help), "New.") || strings.HasPrefix(o.Env, "VTCONNECTOR_")
+	}
+	for i := range out {
+		out[i].Status = "as pycti"
+		if news[out[i].Key] {
+			out[i].Status = "new (vtconnector)"
+		}
+		if st, ok := ociStatus[out[i].Key]; ok {
+			out[i].Status = st
+		}
+	}
+	return out
+}
+
+// ociStatus says how settings that differ from pycti or the original
+// connector, or that a reader may doubt, are treated (config check shows
+// it). Settings not listed behave as pycti (or are new).
+var ociStatus = map[string]string{
+	"CONNECTOR_TYPE":                   "fixed: INTERNAL_ENRICHMENT",
+	"CONNECTOR_ENRICHMENT_RESOLUTION":  "honoured: deferred reads the entity from the platform",
+	"CONNECTOR_ONLY_CONTEXTUAL":        "honoured: registered, the platform applies it",
+	"CONNECTOR_VALIDATE_BEFORE_IMPORT": "refused when true (no workbench or draft upload)",
+	"CONNECTOR_SEND_TO_QUEUE":          "honoured: false sends no bundle and reports no work",
+	"CONNECTOR_LISTEN_PROTOCOL":        "honoured: AMQP or API",
+	"CONNECTOR_EXPOSE_METRICS":         "honoured: vtconnector's own metrics (see VTCONNECTOR_HTTP_ADDR)",
+	"CONNECTOR_METRICS_PORT":           "honoured: port of vtconnector's status and metrics server",
+	"MQ_USE_SSL_PASSPHRASE":            "honoured for legacy encrypted PEM keys; encrypted PKCS#8 keys are refused",
+	"VIRUSTOTAL_REQUESTS_PER_MINUTE":   "differs: the key's whole per-minute budget (the original paced only resolutions)",
 }
 
 // OpenCTIOptions documents every environment variable and config.yml key.
@@ -283,6 +313,9 @@ func (c *OpenCTI) check(l *loader[OpenCTI]) {
 	}
 	if c.DeliveryTimeout > MaxDeliveryTimeout {
 		l.errorf("VTCONNECTOR_DELIVERY_TIMEOUT %s: must be at most %s, well under RabbitMQ's default consumer_timeout (30m)", c.DeliveryTimeout, MaxDeliveryTimeout)
+	}
+	if c.ValidateBeforeImport {
+		l.errorf("CONNECTOR_VALIDATE_BEFORE_IMPORT=true is not supported (pycti uploads each bundle to a workbench or a draft for validation; vtconnector imports directly): set it to false")
 	}
 	if c.ListenProtocol == "API" && c.ListenAPI.SSL && (c.ListenAPI.SSLCert == "" || c.ListenAPI.SSLKey.Reveal() == "") {
 		l.errorf("CONNECTOR_LISTEN_PROTOCOL_API_SSL=true: LISTEN_PROTOCOL_API_SSL_CERT and LISTEN_PROTOCOL_API_SSL_KEY are required")
@@ -588,7 +621,7 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 		},
 		{
 			Option: d(o("CONNECTOR_SCOPE", "Entity types to enrich, comma-separated (a list in config.yml): StixFile, Artifact, IPv4-Addr, Domain-Name, Hostname, Url, Indicator."),
-				"StixFile,Artifact,IPv4-Addr,Domain-Name,Url,Hostname"),
+				"StixFile,Artifact,IPv4-Addr,Domain-Name,Url,Hostname,Indicator"),
 			list: true,
 			set: func(c *C, in *input) error {
 				items := in.list
@@ -761,15 +794,15 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 	}
 	fs = append(fs, indicator("FILE", "File and Artifact", func(c *C) *IndicatorPolicy { return &c.FileIndicator })...)
 	fs = append(fs,
-		boolField(vt("FILE_IMPORT_YARA", "false", "Import crowdsourced YARA rules that match the file as Indicators."),
+		boolField(vt("FILE_IMPORT_YARA", "true", "Import crowdsourced YARA rules that match the file as Indicators."),
 			func(c *C) *bool { return &c.FileImportYARA }))
 	fs = append(fs, indicator("IP", "IPv4", func(c *C) *IndicatorPolicy { return &c.IPIndicator })...)
 	fs = append(fs,
-		boolField(vt("IP_ADD_RELATIONSHIPS", "true", "Add the IP's autonomous system and location, with relationships."),
+		boolField(vt("IP_ADD_RELATIONSHIPS", "false", "Add the IP's autonomous system and location, with relationships."),
 			func(c *C) *bool { return &c.IPAddRelationships }))
 	fs = append(fs, indicator("DOMAIN", "Domain-Name and Hostname", func(c *C) *IndicatorPolicy { return &c.DomainIndicator })...)
 	fs = append(fs,
-		boolField(vt("DOMAIN_ADD_RELATIONSHIPS", "true", "Add the IPv4 addresses a domain resolves to, with resolves-to relationships."),
+		boolField(vt("DOMAIN_ADD_RELATIONSHIPS", "false", "Add the IPv4 addresses a domain resolves to, with resolves-to relationships."),
 			func(c *C) *bool { return &c.DomainAddRelationships }),
 		boolField(vt("URL_UPLOAD_UNSEEN", "true", "Submit URLs VirusTotal does not know, for analysis; VirusTotal's community can then see them."),
 			func(c *C) *bool { return &c.URLUploadUnseen }))

@@ -46,7 +46,7 @@ func defaultOpenCTI() *OpenCTI {
 		JSONLogging:               true,
 		ConnectorID:               testConnectorID,
 		ConnectorName:             "VirusTotal",
-		Scope:                     []string{"StixFile", "Artifact", "IPv4-Addr", "Domain-Name", "Url", "Hostname"},
+		Scope:                     []string{"StixFile", "Artifact", "IPv4-Addr", "Domain-Name", "Url", "Hostname", "Indicator"},
 		EnrichmentResolution:      "none",
 		LogLevel:                  slog.LevelError,
 		SendToQueue:               true,
@@ -64,10 +64,9 @@ func defaultOpenCTI() *OpenCTI {
 		ReplaceWithLowerScore:     true,
 		FileCreateNoteFullReport:  true,
 		FileUploadUnseenArtifacts: true,
+		FileImportYARA:            true,
 		FileIndicator:             ind,
-		IPAddRelationships:        true,
 		IPIndicator:               ind,
-		DomainAddRelationships:    true,
 		DomainIndicator:           ind,
 		URLUploadUnseen:           true,
 		URLIndicator:              ind,
@@ -312,7 +311,7 @@ func TestOpenCTIEnvironmentOverridesYAML(t *testing.T) {
 		"VIRUSTOTAL_MAX_TLP":  "TLP:RED (env VIRUSTOTAL_MAX_TLP)",
 		"VIRUSTOTAL_FILE_INDICATOR_CREATE_POSITIVES": "7 (env FILE_INDICATOR_CREATE_POSITIVES)",
 		"VIRUSTOTAL_IP_ADD_RELATIONSHIPS":            "false (config.yml virustotal.ip_add_relationships)",
-		"VIRUSTOTAL_DOMAIN_ADD_RELATIONSHIPS":        "true (default)",
+		"VIRUSTOTAL_DOMAIN_ADD_RELATIONSHIPS":        "false (default)",
 		"VIRUSTOTAL_REQUESTS_PER_MINUTE":             "30 (config.yml virustotal.api_requests_per_minute)",
 		"VIRUSTOTAL_TOKEN":                           "[redacted] (config.yml virustotal.token)",
 		"CONNECTOR_NAME":                             "VirusTotal (config.yml connector.name)",
@@ -669,6 +668,16 @@ func TestEnvMap(t *testing.T) {
 	}
 }
 
+// loaderDefaults are the defaults the original connector's config loader
+// sets where the seed's README says otherwise (OpenCTI-Platform/connectors
+// @a2681ba8, internal-enrichment/virustotal: src/virustotal/models/configs/
+// virustotal_configs.py and __metadata__/CONNECTOR_CONFIG_DOC.md agree).
+var loaderDefaults = map[string]string{
+	"FILE_IMPORT_YARA":         "true",
+	"IP_ADD_RELATIONSHIPS":     "false",
+	"DOMAIN_ADD_RELATIONSHIPS": "false",
+}
+
 // seedRow is one row of the seed README's option tables.
 type seedRow struct{ param, env, mandatory, def string }
 
@@ -737,6 +746,9 @@ func TestOpenCTISeedTables(t *testing.T) {
 		if r.def == "" {
 			continue
 		}
+		if d, ok := loaderDefaults[r.env]; ok {
+			r.def = d // the original's code, not the seed's README, decides
+		}
 		defaults++
 		if got := values[opt.Env]; got != r.def {
 			t.Errorf("%s: loaded default %q, the seed documents %q", r.env, got, r.def)
@@ -767,6 +779,27 @@ func TestOpenCTIDeliveryTimeoutStaysUnderRabbitMQsConsumerTimeout(t *testing.T) 
 	for _, v := range []string{"30m", "0", "-5"} {
 		if _, _, err := ParseOpenCTI(with(requiredEnv(), "VTCONNECTOR_DELIVERY_TIMEOUT", v), nil, ""); err == nil || !strings.Contains(err.Error(), "VTCONNECTOR_DELIVERY_TIMEOUT") {
 			t.Errorf("%s: error %v, want one naming VTCONNECTOR_DELIVERY_TIMEOUT", v, err)
+		}
+	}
+}
+
+func TestOpenCTISettingsHonouredOrRefused(t *testing.T) {
+	if _, _, err := ParseOpenCTI(with(requiredEnv(), "CONNECTOR_VALIDATE_BEFORE_IMPORT", "true"), nil, ""); err == nil || !strings.Contains(err.Error(), "CONNECTOR_VALIDATE_BEFORE_IMPORT") {
+		t.Errorf("CONNECTOR_VALIDATE_BEFORE_IMPORT=true: error %v, want a refusal naming it", err)
+	}
+	if _, _, err := ParseOpenCTI(with(requiredEnv(), "CONNECTOR_LISTEN_PROTOCOL", "api", "CONNECTOR_LISTEN_PROTOCOL_API_SSL", "true"), nil, ""); err == nil || !strings.Contains(err.Error(), "LISTEN_PROTOCOL_API_SSL_CERT") {
+		t.Errorf("API listen over TLS without a certificate: error %v", err)
+	}
+	c, _, err := ParseOpenCTI(requiredEnv(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Redacted() {
+		if s.Status == "" {
+			t.Errorf("%s has no status", s.Key)
+		}
+		if s.Key == "CONNECTOR_VALIDATE_BEFORE_IMPORT" && !strings.Contains(s.Status, "refused") {
+			t.Errorf("%s: status %q", s.Key, s.Status)
 		}
 	}
 }

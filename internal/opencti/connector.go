@@ -1,9 +1,11 @@
 package opencti
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,6 +50,7 @@ type platform interface {
 	ArtifactFiles(ctx context.Context, id string) ([]ImportFile, error)
 	MarkingDefinition(ctx context.Context, id string) (*stix.Marking, error)
 	PlaybookStepExecution(ctx context.Context, s PlaybookStep) error
+	EntityStix(ctx context.Context, id string) ([]byte, error)
 	DownloadFile(ctx context.Context, fileID string, w io.Writer, max int64) (int64, error)
 }
 
@@ -105,6 +108,8 @@ type Connector struct {
 	pubMu sync.Mutex
 	pub   *publisher
 
+	brokerTLS *tls.Config // MQ_USE_SSL_CA/CERT/KEY/PASSPHRASE
+
 	pending  *worker.Pool // collects parked analyses
 	messages *worker.Pool // works parked requests
 
@@ -122,7 +127,7 @@ func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
 		return fmt.Errorf("opencti: VIRUSTOTAL_MAX_TLP: %w", err)
 	}
 	c.maxTLP = tlp
-	if err := c.checkSettings(); err != nil {
+	if c.brokerTLS, err = BrokerTLS(cfg.MQ); err != nil {
 		return err
 	}
 	var callback net.Listener
@@ -230,7 +235,7 @@ func (c *Connector) register(ctx context.Context) error {
 	}
 	cn := c.reg.Config.Connection
 	c.broker = Broker{Host: cn.Host, Port: cn.Port, VHost: cn.VHost, User: cn.User, Pass: cn.Pass, UseSSL: cn.UseSSL,
-		VerifyTLS: c.cfg.MQ.SSLRejectUnauthorized, URL: c.d.BrokerURL}
+		VerifyTLS: c.cfg.MQ.SSLRejectUnauthorized, TLS: c.brokerTLS, URL: c.d.BrokerURL}
 	mq := c.cfg.MQ
 	if mq.Host != "" {
 		c.broker.Host = mq.Host
@@ -411,9 +416,19 @@ func (m *message) workID() string {
 // is reported when the analysis is collected.
 var errDeferred = errors.New("waiting for a VirusTotal analysis")
 
+// received marks a work in progress with a message. Like every work
+// mutation but ping, it is not sent with CONNECTOR_SEND_TO_QUEUE=false,
+// as pycti.
+func (c *Connector) received(ctx context.Context, workID, msg string) error {
+	if workID == "" || !c.cfg.SendToQueue {
+		return nil
+	}
+	return c.d.Platform.WorkToReceived(ctx, workID, msg)
+}
+
 // report ends a work, retrying while the platform is unreachable.
 func (c *Connector) report(ctx context.Context, workID, msg string, inError bool) error {
-	if workID == "" {
+	if workID == "" || !c.cfg.SendToQueue {
 		return nil
 	}
 	return c.retry(ctx, "reporting the work", func() error {
@@ -447,7 +462,7 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	workID := m.workID()
 	if workID != "" && collected == nil {
 		if err := c.retry(ctx, "acknowledging the work", func() error {
-			return c.d.Platform.WorkToReceived(ctx, workID, "Connector ready to process the operation")
+			return c.received(ctx, workID, "Connector ready to process the operation")
 		}); err != nil {
 			return "", err
 		}
@@ -463,6 +478,14 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 			return "", err
 		}
 		stixEntity, m.Event.EntityType = raw, typ
+	} else if t := bytes.TrimSpace(stixEntity); len(t) == 0 || string(t) == "null" {
+		// CONNECTOR_ENRICHMENT_RESOLUTION=deferred: only ids are sent; the
+		// entity is read from the platform, as pycti does.
+		raw, err := c.d.Platform.EntityStix(ctx, m.Event.EntityID)
+		if err != nil {
+			return "", fmt.Errorf("read the entity %s from the platform: %w", m.Event.EntityID, err)
+		}
+		stixEntity = raw
 	}
 	if !inScope(c.cfg.Scope, m.Event.EntityType) {
 		return "", fmt.Errorf("%s is not in the connector's scope (%s)", m.Event.EntityType, strings.Join(c.cfg.Scope, ","))
@@ -633,6 +656,10 @@ func (c *Connector) rulesets(ctx context.Context, o *vt.Object) map[string]*vt.O
 func (c *Connector) send(ctx context.Context, objects []json.RawMessage, m *message) (string, error) {
 	workID := m.workID()
 	bundleID := "bundle--" + uuid4()
+	if !c.cfg.SendToQueue {
+		c.log.Info("bundle not sent (CONNECTOR_SEND_TO_QUEUE=false)", "entity", m.Event.EntityID, "objects", len(objects))
+		return fmt.Sprintf("%d object(s) not sent: CONNECTOR_SEND_TO_QUEUE=false", len(objects)), nil
+	}
 	if c.cfg.QueueProtocol == "api" {
 		b, err := json.Marshal(map[string]any{"type": "bundle", "id": bundleID, "spec_version": "2.1", "objects": objects})
 		if err != nil {
@@ -759,7 +786,7 @@ func (c *Connector) startAnalysis(ctx context.Context, ent Entity, markings []st
 	}
 	c.pending.Wake()
 	if m.workID() != "" {
-		_ = c.d.Platform.WorkToReceived(ctx, m.workID(), fmt.Sprintf("Not known to VirusTotal: submitted for %s analysis (%s); the enrichment completes when the analysis does.", sub.Mode, sub.Analysis))
+		_ = c.received(ctx, m.workID(), fmt.Sprintf("Not known to VirusTotal: submitted for %s analysis (%s); the enrichment completes when the analysis does.", sub.Mode, sub.Analysis))
 	}
 	c.log.Info("submitted to VirusTotal; waiting for the analysis", "entity", ent.ID, "mode", sub.Mode, "analysis", sub.Analysis)
 	return errDeferred

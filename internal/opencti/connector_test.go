@@ -30,6 +30,7 @@ type fakePlatform struct {
 	files     map[string][]byte // artifact id -> attached file
 	markings  map[string]stix.Marking
 	steps     []PlaybookStep
+	entities  map[string]map[string]any // what EntityStix reads
 }
 
 type workEnd struct {
@@ -81,6 +82,12 @@ func (p *fakePlatform) PlaybookStepExecution(_ context.Context, s PlaybookStep) 
 	defer p.mu.Unlock()
 	p.steps = append(p.steps, s)
 	return nil
+}
+func (p *fakePlatform) EntityStix(_ context.Context, id string) ([]byte, error) {
+	if e, ok := p.entities[id]; ok {
+		return json.Marshal(e)
+	}
+	return nil, fmt.Errorf("no entity %s", id)
 }
 func (p *fakePlatform) DownloadFile(_ context.Context, fileID string, w io.Writer, _ int64) (int64, error) {
 	n, err := io.Copy(w, bytes.NewReader(p.files[strings.TrimPrefix(fileID, "file-")]))

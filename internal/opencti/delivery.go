@@ -165,9 +165,7 @@ func (c *Connector) work(ctx context.Context, it store.Item) (out store.Outcome)
 			outcome = "deferred"
 			// Said once per wait: a spent quota is re-checked often.
 			if again := strings.HasPrefix(it.LastError, "rate limited") && o.String() == "rate limited"; !again {
-				if m.workID() != "" && c.cfg.SendToQueue {
-					_ = c.d.Platform.WorkToReceived(ctx, m.workID(), wait)
-				}
+				_ = c.received(ctx, m.workID(), wait)
 				c.log.Info("request parked", "entity", m.Event.EntityID, "reason", err, "outcome", o.String())
 			}
 			return o

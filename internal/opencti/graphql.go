@@ -77,6 +77,10 @@ const playbookStepExecutionMutation = `mutation PlaybookStepExecution($execution
   playbookStepExecution(execution_id: $execution_id, event_id: $event_id, execution_start: $execution_start, data_instance_id: $data_instance_id, playbook_id: $playbook_id, previous_step_id: $previous_step_id, step_id: $step_id, previous_bundle: $previous_bundle, bundle: $bundle)
 }`
 
+const entityStixQuery = `query StixCoreObjectToStix($id: String!) {
+  stixCoreObject(id: $id) { toStix }
+}`
+
 // Documents lists every GraphQL document the connector can send.
 var Documents = map[string]string{
 	"about": aboutQuery, "register": registerMutation, "ping": pingMutation, "pingLegacy": pingMutationLegacy,
@@ -84,6 +88,7 @@ var Documents = map[string]string{
 	"addExpectations": workAddExpectationsMutation, "workPing": workPingMutation,
 	"bundlePush": bundlePushMutation, "artifactFiles": artifactFilesQuery,
 	"markingDefinition": markingDefinitionQuery, "playbookStepExecution": playbookStepExecutionMutation,
+	"entityStix": entityStixQuery,
 }
 
 // GraphQLError is an error the platform answered in the errors array.
@@ -449,4 +454,21 @@ func (p *Platform) PlaybookStepExecution(ctx context.Context, s PlaybookStep) er
 		"data_instance_id": s.DataInstanceID, "playbook_id": s.PlaybookID, "previous_step_id": s.PreviousStepID,
 		"step_id": s.StepID, "previous_bundle": s.PreviousBundle, "bundle": s.Bundle,
 	}, nil)
+}
+
+// EntityStix reads an entity's STIX 2.1 export (what the platform sends as
+// stix_entity unless CONNECTOR_ENRICHMENT_RESOLUTION=deferred).
+func (p *Platform) EntityStix(ctx context.Context, id string) ([]byte, error) {
+	var out struct {
+		Object *struct {
+			ToStix *string `json:"toStix"`
+		} `json:"stixCoreObject"`
+	}
+	if err := p.do(ctx, "stixCoreObject", entityStixQuery, map[string]any{"id": id}, &out); err != nil {
+		return nil, err
+	}
+	if out.Object == nil || out.Object.ToStix == nil {
+		return nil, fmt.Errorf("opencti: Unable to read/access to the entity %s, please check that the connector permission", id)
+	}
+	return []byte(*out.Object.ToStix), nil
 }
