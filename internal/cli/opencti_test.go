@@ -844,3 +844,46 @@ func TestOpenCTIPassesMutualTLSSettingsToTheBroker(t *testing.T) {
 		t.Fatal("the connector never completed a mutual-TLS handshake with the broker")
 	}
 }
+
+// TestOpenCTIDeferredResolutionReadsTheEntity: with
+// CONNECTOR_ENRICHMENT_RESOLUTION=deferred the platform sends only ids; the
+// entity is read from the platform, as pycti does.
+func TestOpenCTIDeferredResolutionReadsTheEntity(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"CONNECTOR_ENRICHMENT_RESOLUTION": "deferred"})
+	stop, _ := w.start(t)
+	defer stop()
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "Domain-Name", Value: "deferred.example.com"})
+	if st := w.enrich(t, id); len(st.Errors) > 0 || st.Expected == 0 {
+		t.Fatalf("work %+v", st)
+	}
+	if _, ok := w.platform.Objects()[id]; !ok {
+		t.Error("the entity was not enriched")
+	}
+}
+
+// TestOpenCTISendToQueueFalseSendsNothing: CONNECTOR_SEND_TO_QUEUE=false
+// sends no bundle and no work mutation, as pycti.
+func TestOpenCTISendToQueueFalseSendsNothing(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"CONNECTOR_SEND_TO_QUEUE": "false", "VTCONNECTOR_CONCURRENCY": "1"})
+	stop, _ := w.start(t)
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.210"})
+	if _, err := w.platform.Enrich(context.Background(), w.id, id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the lookup", func() bool { return w.vt.Stats().APIRequests() == 1 })
+	// One request at a time: the first is finished when the second is looked up.
+	id2 := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.211"})
+	if _, err := w.platform.Enrich(context.Background(), w.id, id2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the second lookup", func() bool { return w.vt.Stats().APIRequests() == 2 })
+	stop()
+	for _, d := range w.platform.Documents() {
+		if strings.Contains(d.Query, "workEdit") && !strings.Contains(d.Query, "ping") || strings.Contains(d.Query, "stixBundlePush") {
+			t.Errorf("document sent with CONNECTOR_SEND_TO_QUEUE=false: %s", d.Query)
+		}
+	}
+	if n := len(w.platform.Objects()); n != 0 {
+		t.Errorf("%d objects imported, want none", n)
+	}
+}
