@@ -177,15 +177,16 @@ func (w *octiWorld) handle(ctx context.Context, body []byte) bool {
 	return ack
 }
 
-// drain works the ready parked requests until none is left.
+// drain works the parked requests that are ready, each once (one parked
+// again is left for the next drain).
 func (w *octiWorld) drain(ctx context.Context) {
 	const owner = "test/requests-0"
-	for ctx.Err() == nil {
-		items, err := w.st.Claim(ctx, owner, []string{KindMessage}, 1, time.Minute)
-		if err != nil || len(items) == 0 {
-			return
-		}
-		w.c.messages.Work(ctx, owner, items[0])
+	items, err := w.st.Claim(ctx, owner, []string{KindMessage}, 100, time.Minute)
+	if err != nil {
+		return
+	}
+	for _, it := range items {
+		w.c.messages.Work(ctx, owner, it)
 	}
 }
 
