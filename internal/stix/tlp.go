@@ -180,8 +180,9 @@ func TLPAllowed(markings []Marking, maxTLP TLP) bool {
 	return ok && maxTLP.Valid() && level <= maxTLP
 }
 
-// ErrTLPBlocked is returned by CheckTLP when an entity may not be sent.
-var ErrTLPBlocked = errors.New("Do not send any data, TLP of the observable is greater than MAX TLP")
+// ErrTLPBlocked is returned by CheckTLP when an entity may not be sent. Its
+// text is the original connector's work message, verbatim.
+var ErrTLPBlocked = errors.New("Do not send any data, TLP of the observable is greater than MAX TLP") //nolint:staticcheck,revive // the original's message
 
 // CheckTLP is the fail-closed gate: every marking must be resolved to its
 // definition (a Marking with a Definition, or the id of a fixed TLP

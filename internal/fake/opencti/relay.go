@@ -8,8 +8,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/vtconnector/vtconnector/internal/retry"
 )
 
 // The API listen protocol's other half (§5.5, WLH): for a connector that
@@ -87,7 +85,13 @@ func (p *Platform) relay(ctx context.Context, hc *http.Client, uri, token string
 		}
 	}
 	p.log.Warn("callback failed; message requeued", "uri", uri, "error", err)
-	_ = retry.Sleep(ctx, relayRetry)
+	// The worker waits 10-30 s before requeueing; the double a moment.
+	t := time.NewTimer(relayRetry)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 	_ = d.Nack(false, true)
 }
 
