@@ -25,9 +25,9 @@ status is 2 when there is any.`,
 					return err
 				}
 				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "VARIABLE\tVALUE\tFROM")
+				fmt.Fprintln(w, "VARIABLE\tVALUE\tFROM\tSTATUS")
 				for _, s := range cfg.Redacted() {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", s.Key, s.Value, s.Origin)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Key, s.Value, s.Origin, s.Status)
 				}
 				_ = w.Flush()
 				fmt.Fprintf(e.stdout, "\nOpenCTI configuration: OK (connector %s, platform %s)\n", cfg.ConnectorID, cfg.URL)

@@ -3,16 +3,26 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,8 +229,67 @@ func TestOpenCTITLPAndScopeAreEnforced(t *testing.T) {
 	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "TLP") {
 		t.Errorf("TLP:RED over a TLP:GREEN maximum: work %+v; want a TLP error", st)
 	}
+	// A TLP:RED marking created on the platform has an id no connector
+	// knows: it is read from the platform, and blocks.
+	orgRed := w.platform.AddMarking(fakeocti.Marking{DefinitionType: "TLP", Definition: "TLP:RED", Order: 4})
+	custom := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "192.0.2.100", Markings: []string{orgRed}})
+	st = w.enrich(t, custom)
+	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "TLP:RED") || !strings.Contains(st.Errors[0].Message, orgRed) {
+		t.Errorf("a platform-created TLP:RED: work %+v; want a TLP error naming the marking", st)
+	}
+	// A marking the platform does not know blocks too (fail closed).
+	unknown := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "192.0.2.101", Markings: []string{"marking-definition--00000000-0000-4000-8000-000000000000"}})
+	st = w.enrich(t, unknown)
+	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "could not be resolved") {
+		t.Errorf("an unresolvable marking: work %+v; want it blocked", st)
+	}
 	if n := w.vt.Stats().APIRequests() - before; n != 0 {
-		t.Errorf("%d VirusTotal requests for a blocked entity, want 0", n)
+		t.Errorf("%d VirusTotal requests for blocked entities, want 0", n)
+	}
+	for _, d := range w.platform.Documents() {
+		if len(d.ValidationErrors) > 0 {
+			t.Errorf("GraphQL document %s failed validation against the platform schema: %v", d.Name, d.ValidationErrors)
+		}
+	}
+}
+
+// TestOpenCTIPoisonMessagesDoNotStopTheConnector: garbage, a message that
+// is not an enrichment request and one whose entity cannot be read are
+// acknowledged (their works reported failed) and the connector goes on.
+func TestOpenCTIPoisonMessagesDoNotStopTheConnector(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, nil)
+	stop, _ := w.start(t)
+	defer stop()
+	bad := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.200"})
+	badWork, err := w.platform.AddWork(w.id, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badWork2, err := w.platform.AddWork(w.id, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{
+		"\x00\xff not JSON at all",
+		`{"internal":{"work_id":null},"event":{}}`,
+		`{"internal":{"work_id":"` + badWork + `","applicant_id":null},"event":{"entity_id":"` + bad + `","entity_type":"IPv4-Addr","stix_entity":"{\"type\":\"ipv4-addr\""}}`,
+		`{"internal":{"work_id":"` + badWork2 + `","applicant_id":null},"event":{"entity_id":"` + bad + `","entity_type":"IPv4-Addr","stix_entity":"[1,2,3]"}}`,
+	} {
+		if err := w.platform.PublishRaw(context.Background(), w.id, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.201"})
+	if st := w.enrich(t, good); len(st.Errors) > 0 {
+		t.Errorf("the good request after poison ones: %+v", st.Errors)
+	}
+	waitFor(t, 20*time.Second, "the poisoned works reported failed", func() bool {
+		st, _ := w.platform.Work(badWork)
+		st2, _ := w.platform.Work(badWork2)
+		return len(st.Errors) > 0 && len(st2.Errors) > 0
+	})
+	if ready, unacked, ok := listenQueueDepth(t, w.id); ok && (ready != 0 || unacked != 0) {
+		t.Errorf("listen queue holds %d ready and %d unacknowledged messages: poison is redelivered", ready, unacked)
 	}
 }
 
@@ -245,11 +314,14 @@ func closeConnectorConnections(t *testing.T) int {
 	return n
 }
 
-func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
-	// The day's budget allows 3 lookups: later requests wait, unacknowledged.
-	statusAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+// TestOpenCTIParksQuotaWaitsLongerThanTheDeliveryBound: requests that
+// would wait for quota longer than VTCONNECTOR_DELIVERY_TIMEOUT are parked
+// in the database and their messages acknowledged; a dropped connection and
+// a restart lose none of them and process none twice.
+func TestOpenCTIParksQuotaWaitsLongerThanTheDeliveryBound(t *testing.T) {
+	// The day's budget allows 3 lookups: later requests are parked.
 	w := newOctiWorld(t, fakevt.Config{Seed: 6, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_REQUESTS_PER_DAY": "3",
-		"VIRUSTOTAL_FILE_IMPORT_YARA": "false", "VTCONNECTOR_HTTP_ADDR": statusAddr})
+		"VIRUSTOTAL_FILE_IMPORT_YARA": "false", "VTCONNECTOR_DELIVERY_TIMEOUT": "1s"})
 	stop, _ := w.start(t)
 	var works []string
 	for i := range 5 {
@@ -260,28 +332,37 @@ func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
 		}
 		works = append(works, work)
 	}
-	complete := func() int {
+	count := func(ok func(fakeocti.WorkState) bool) int {
 		n := 0
 		for _, id := range works {
-			if st, ok := w.platform.Work(id); ok && st.Status == "complete" {
+			if st, found := w.platform.Work(id); found && ok(st) {
 				n++
 			}
 		}
 		return n
 	}
-	// The two others reach the scheduler and wait there: the metrics say
-	// so, which proves they got past every point where they could have
-	// been sent.
-	waitFor(t, 20*time.Second, "3 enrichments within the day's budget and 2 waiting for quota", func() bool {
-		return complete() == 3 && strings.Contains(scrape(statusAddr), `vtconnector_vt_waiting{front="opencti",priority="interactive"} 2`)
-	})
-	if n := complete(); n != 3 {
-		t.Fatalf("%d works complete, want 3: the others must wait for quota", n)
+	complete := func() int { return count(func(st fakeocti.WorkState) bool { return st.Status == "complete" }) }
+	waiting := func() int {
+		return count(func(st fakeocti.WorkState) bool {
+			for _, m := range st.Messages {
+				if strings.Contains(m.Message, "Waiting for VirusTotal quota") {
+					return st.Status != "complete"
+				}
+			}
+			return false
+		})
 	}
+	waitFor(t, 20*time.Second, "3 enrichments within the day's budget and 2 parked for quota", func() bool {
+		return complete() == 3 && waiting() == 2
+	})
 	if n := w.vt.Stats().APIRequests(); n != 3 {
 		t.Fatalf("%d VirusTotal requests on a budget of 3 a day", n)
 	}
-	// The connection drops while 2 messages wait: they come back.
+	// Every message was acknowledged: none is held while the quota is spent.
+	if ready, unacked, ok := listenQueueDepth(t, w.id); ok && (ready != 0 || unacked != 0) {
+		t.Errorf("listen queue holds %d ready and %d unacknowledged messages, want none", ready, unacked)
+	}
+	// The connection drops while 2 requests are parked: nothing is lost.
 	if n := closeConnectorConnections(t); n == 0 {
 		t.Fatal("no connector connection found to close")
 	}
@@ -297,17 +378,45 @@ func TestOpenCTISurvivesConnectionDropAndQuotaStop(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	// A restart with a new budget finishes the waiting requests.
+	// A restart with a new budget finishes the parked requests, once each.
 	w.env["VIRUSTOTAL_REQUESTS_PER_DAY"] = "10"
 	stop, _ = w.start(t)
 	defer stop()
-	waitFor(t, 30*time.Second, "the 2 waiting enrichments after the restart", func() bool { return complete() == 5 })
+	waitFor(t, 30*time.Second, "the 2 parked enrichments after the restart", func() bool { return complete() == 5 })
 	for _, id := range works {
 		st, _ := w.platform.Work(id)
 		if len(st.Errors) > 0 {
 			t.Errorf("work %s errors: %+v", id, st.Errors)
 		}
 	}
+	if n := w.vt.Stats().APIRequests(); n != 5 {
+		t.Errorf("%d VirusTotal requests for 5 entities: a request was processed twice or lost", n)
+	}
+	if n := len(w.objectsOfType("note")); n != 5 {
+		t.Errorf("%d notes for 5 entities", n)
+	}
+}
+
+// listenQueueDepth returns the ready and unacknowledged messages of the
+// connector's listen queue (rabbitmqctl); ok is false when rabbitmqctl is
+// not there.
+func listenQueueDepth(t *testing.T, connectorID string) (ready, unacked int, ok bool) {
+	t.Helper()
+	out, err := exec.Command("rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged").CombinedOutput()
+	if err != nil {
+		t.Logf("rabbitmqctl unavailable: %v", err)
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && strings.HasSuffix(f[0], "listen_"+connectorID) {
+			fmt.Sscan(f[1], &ready)
+			fmt.Sscan(f[2], &unacked)
+			return ready, unacked, true
+		}
+	}
+	t.Errorf("no listen queue for %s in rabbitmqctl's list", connectorID)
+	return 0, 0, false
 }
 
 // scrape returns the metrics the connector serves at addr, or "" when it
@@ -421,6 +530,11 @@ func TestOpenCTIConfigCheck(t *testing.T) {
 	if s := out.String() + errb.String(); strings.Contains(s, "secret-token-1") || strings.Contains(s, "vt-secret-2") || !strings.Contains(s, "OK") {
 		t.Errorf("config check output leaks a secret or is not OK:\n%s", s)
 	}
+	for _, want := range []string{"STATUS", "refused when true", "new (vtconnector)", "as pycti"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config check does not show each setting's status (%q missing):\n%s", want, out.String())
+		}
+	}
 	out.Reset()
 	errb.Reset()
 	e.environ = map[string]string{"OPENCTI_URL": "ftp://x", "CONNECTOR_ID": "not-a-uuid", "VIRUSTOTAL_MAX_TLP": "TLP:PURPLE"}
@@ -493,4 +607,283 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestOpenCTIPlaybookStep: the connector registers as playbook compatible
+// and answers playbook steps with playbookStepExecution, the bundle
+// enriched, or unchanged when the entity is not sent to VirusTotal.
+func TestOpenCTIPlaybookStep(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_MAX_TLP": "TLP:GREEN"})
+	stop, _ := w.start(t)
+	defer stop()
+	for _, c := range w.platform.Connectors() {
+		if c.ID == w.id && !c.PlaybookCompatible {
+			t.Fatal("the connector did not register playbook_compatible=true")
+		}
+	}
+	earlier := map[string]any{"type": "domain-name", "spec_version": "2.1", "id": "domain-name--bedb4899-d24b-5401-bc86-8f6b4cc18ec7", "value": "example.com"}
+	step := func(entityID string) (prev, next []map[string]any) {
+		t.Helper()
+		exec, err := w.platform.RunPlaybookStep(context.Background(), w.id, entityID, earlier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		run, err := w.platform.WaitPlaybookStep(ctx, exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p, n struct {
+			Objects []map[string]any `json:"objects"`
+		}
+		if err := json.Unmarshal([]byte(run.PreviousBundle), &p); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(run.Bundle), &n); err != nil {
+			t.Fatal(err)
+		}
+		return p.Objects, n.Objects
+	}
+	types := func(objs []map[string]any) map[string]int {
+		m := map[string]int{}
+		for _, o := range objs {
+			m[o["type"].(string)]++
+		}
+		return m
+	}
+	ip := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "203.0.113.77", Markings: []string{"TLP:GREEN"}})
+	prev, next := step(ip)
+	if got := types(next); got["note"] == 0 || got["domain-name"] != 1 || got["ipv4-addr"] != 1 {
+		t.Errorf("enriched step: new bundle holds %v; want the incoming objects and a note", got)
+	}
+	if len(prev) != 3 {
+		t.Errorf("previous bundle has %d objects, want the 3 sent", len(prev))
+	}
+	red := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "203.0.113.78", Markings: []string{"TLP:RED"}})
+	prev, next = step(red)
+	if fmt.Sprint(types(prev)) != fmt.Sprint(types(next)) || len(next) != len(prev) {
+		t.Errorf("a TLP-blocked step changed the bundle: %v -> %v", types(prev), types(next))
+	}
+	for _, d := range w.platform.Documents() {
+		if len(d.ValidationErrors) > 0 {
+			t.Errorf("GraphQL document %s failed validation against the platform schema: %v", d.Name, d.ValidationErrors)
+		}
+	}
+}
+
+// TestOpenCTIGrantsTheEntitysOrganisationsToEveryObject: organisation
+// sharing is carried onto every object the enrichment creates, as pycti
+// does.
+func TestOpenCTIGrantsTheEntitysOrganisationsToEveryObject(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"VIRUSTOTAL_IP_ADD_RELATIONSHIPS": "true"})
+	stop, _ := w.start(t)
+	defer stop()
+	org := w.platform.AddOrganization("Filigran")
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "203.0.113.7", GrantedRefs: []string{org}})
+	if st := w.enrich(t, id); len(st.Errors) > 0 {
+		t.Fatalf("work errors: %+v", st.Errors)
+	}
+	objects := w.platform.Objects()
+	if len(objects) < 3 {
+		t.Fatalf("%d objects imported, want the entity and what the enrichment created", len(objects))
+	}
+	for oid, raw := range objects {
+		if strings.HasPrefix(oid, "marking-definition--") || oid == org {
+			continue
+		}
+		var o struct {
+			Granted    []string `json:"x_opencti_granted_refs"`
+			Extensions map[string]struct {
+				Granted []string `json:"granted_refs"`
+			} `json:"extensions"`
+		}
+		if err := json.Unmarshal(raw, &o); err != nil {
+			t.Fatal(err)
+		}
+		granted := append(o.Granted, o.Extensions["extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba"].Granted...)
+		if !slices.Contains(granted, org) {
+			t.Errorf("%s is not shared with %s: %s", oid, org, raw)
+		}
+	}
+}
+
+// TestOpenCTIListensThroughTheAPIProtocol: with CONNECTOR_LISTEN_PROTOCOL=API
+// the connector registers listen_callback_uri and the platform's worker
+// posts requests to it, over TLS when configured; the bearer token is
+// checked and the request size bounded.
+func TestOpenCTIListensThroughTheAPIProtocol(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
+			port := freePort(t)
+			scheme := "http"
+			extra := map[string]string{"CONNECTOR_LISTEN_PROTOCOL": "API", "CONNECTOR_LISTEN_PROTOCOL_API_PORT": fmt.Sprint(port),
+				"CONNECTOR_LISTEN_PROTOCOL_API_PATH": "/vt/callback"}
+			var client *http.Client = http.DefaultClient
+			if withTLS {
+				scheme = "https"
+				certPEM, keyPEM, pool := selfSigned(t)
+				extra["CONNECTOR_LISTEN_PROTOCOL_API_SSL"] = "true"
+				extra["LISTEN_PROTOCOL_API_SSL_CERT"] = certPEM
+				extra["LISTEN_PROTOCOL_API_SSL_KEY"] = keyPEM
+				client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			}
+			extra["CONNECTOR_LISTEN_PROTOCOL_API_URI"] = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
+			w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, extra)
+			w.platform.SetRelayClient(client)
+			stop, _ := w.start(t)
+			defer stop()
+			callback := fmt.Sprintf("%s://127.0.0.1:%d/vt/callback", scheme, port)
+			for _, c := range w.platform.Connectors() {
+				if c.ID == w.id && c.ListenCallbackURI != callback {
+					t.Errorf("listen_callback_uri %q, want %q", c.ListenCallbackURI, callback)
+				}
+			}
+			id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.150"})
+			if st := w.enrich(t, id); len(st.Errors) > 0 || st.Processed != st.Expected || st.Expected == 0 {
+				t.Fatalf("work %+v", st)
+			}
+			if n := w.platform.Callbacks(); n != 1 {
+				t.Errorf("%d callbacks, want 1", n)
+			}
+			post := func(token string, body []byte) int {
+				req, _ := http.NewRequest(http.MethodPost, callback, bytes.NewReader(body))
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			if code := post("", []byte(`{}`)); code != http.StatusUnauthorized {
+				t.Errorf("no token: HTTP %d, want 401", code)
+			}
+			if code := post("another-token", []byte(`{}`)); code != http.StatusUnauthorized {
+				t.Errorf("wrong token: HTTP %d, want 401", code)
+			}
+			if code := post("octi-token", []byte(`{not json`)); code != http.StatusBadRequest {
+				t.Errorf("bad JSON: HTTP %d, want 400", code)
+			}
+			if code := post("octi-token", bytes.Repeat([]byte(" "), opencti.MaxCallbackBody+1)); code != http.StatusRequestEntityTooLarge {
+				t.Errorf("oversized: HTTP %d, want 413", code)
+			}
+		})
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and its key, as PEM, and a
+// pool that trusts it.
+func selfSigned(t *testing.T) (certPEM, keyPEM string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vtconnector test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})), pool
+}
+
+// TestOpenCTIPassesMutualTLSSettingsToTheBroker: MQ_USE_SSL_CA, _CERT and
+// _KEY reach the RabbitMQ connection: the connector verifies the broker
+// with the CA and presents its client certificate (a TLS listener stands
+// for a broker that requires one).
+func TestOpenCTIPassesMutualTLSSettingsToTheBroker(t *testing.T) {
+	certPEM, keyPEM, pool := selfSigned(t)
+	kp, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	presented := make(chan string, 10)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := conn.(*tls.Conn)
+			if tc.Handshake() == nil && len(tc.ConnectionState().PeerCertificates) > 0 {
+				presented <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+			}
+			conn.Close()
+		}
+	}()
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{
+		"MQ_USE_SSL": "true", "MQ_HOST": "127.0.0.1", "MQ_PORT": strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:"),
+		"MQ_USE_SSL_CA": certPEM, "MQ_USE_SSL_CERT": certPEM, "MQ_USE_SSL_KEY": keyPEM, "MQ_USE_SSL_REJECT_UNAUTHORIZED": "true"})
+	stop, _ := w.start(t)
+	defer stop()
+	select {
+	case cn := <-presented:
+		if cn != "vtconnector test" {
+			t.Errorf("client certificate %q", cn)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the connector never completed a mutual-TLS handshake with the broker")
+	}
+}
+
+// TestOpenCTIDeferredResolutionReadsTheEntity: with
+// CONNECTOR_ENRICHMENT_RESOLUTION=deferred the platform sends only ids; the
+// entity is read from the platform, as pycti does.
+func TestOpenCTIDeferredResolutionReadsTheEntity(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"CONNECTOR_ENRICHMENT_RESOLUTION": "deferred"})
+	stop, _ := w.start(t)
+	defer stop()
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "Domain-Name", Value: "deferred.example.com"})
+	if st := w.enrich(t, id); len(st.Errors) > 0 || st.Expected == 0 {
+		t.Fatalf("work %+v", st)
+	}
+	if _, ok := w.platform.Objects()[id]; !ok {
+		t.Error("the entity was not enriched")
+	}
+}
+
+// TestOpenCTISendToQueueFalseSendsNothing: CONNECTOR_SEND_TO_QUEUE=false
+// sends no bundle and no work mutation, as pycti.
+func TestOpenCTISendToQueueFalseSendsNothing(t *testing.T) {
+	w := newOctiWorld(t, fakevt.Config{Seed: 4, UnknownPercent: -1}, map[string]string{"CONNECTOR_SEND_TO_QUEUE": "false", "VTCONNECTOR_CONCURRENCY": "1"})
+	stop, _ := w.start(t)
+	id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.210"})
+	if _, err := w.platform.Enrich(context.Background(), w.id, id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the lookup", func() bool { return w.vt.Stats().APIRequests() == 1 })
+	// One request at a time: the first is finished when the second is looked up.
+	id2 := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.211"})
+	if _, err := w.platform.Enrich(context.Background(), w.id, id2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the second lookup", func() bool { return w.vt.Stats().APIRequests() == 2 })
+	stop()
+	for _, d := range w.platform.Documents() {
+		if strings.Contains(d.Query, "workEdit") && !strings.Contains(d.Query, "ping") || strings.Contains(d.Query, "stixBundlePush") {
+			t.Errorf("document sent with CONNECTOR_SEND_TO_QUEUE=false: %s", d.Query)
+		}
+	}
+	if n := len(w.platform.Objects()); n != 0 {
+		t.Errorf("%d objects imported, want none", n)
+	}
 }

@@ -41,7 +41,8 @@ type OpenCTI struct {
 	ValidateBeforeImport bool       // CONNECTOR_VALIDATE_BEFORE_IMPORT
 	SendToQueue          bool       // CONNECTOR_SEND_TO_QUEUE
 	QueueProtocol        string     // CONNECTOR_QUEUE_PROTOCOL: amqp or api
-	ListenProtocol       string     // CONNECTOR_LISTEN_PROTOCOL: AMQP
+	ListenProtocol       string     // CONNECTOR_LISTEN_PROTOCOL: AMQP or API
+	ListenAPI            ListenAPI  // CONNECTOR_LISTEN_PROTOCOL_API_*, LISTEN_PROTOCOL_API_SSL_*
 	ExposeMetrics        bool       // CONNECTOR_EXPOSE_METRICS
 	MetricsPort          int        // CONNECTOR_METRICS_PORT
 
@@ -75,11 +76,26 @@ type OpenCTI struct {
 	URLIndicator              IndicatorPolicy // VIRUSTOTAL_URL_INDICATOR_*
 
 	// vtconnector itself (vtconnector.*).
-	DatabaseURL DSN    // VTCONNECTOR_DATABASE_URL
-	Concurrency int    // VTCONNECTOR_CONCURRENCY
-	HTTPAddr    string // VTCONNECTOR_HTTP_ADDR; "" = no status/metrics server
+	DatabaseURL DSN // VTCONNECTOR_DATABASE_URL
+	Concurrency int // VTCONNECTOR_CONCURRENCY
+	// DeliveryTimeout bounds how long a request is held unacknowledged
+	// and how long a lookup waits for quota before it is parked.
+	DeliveryTimeout time.Duration // VTCONNECTOR_DELIVERY_TIMEOUT
+	HTTPAddr        string        // VTCONNECTOR_HTTP_ADDR; "" = no status/metrics server
 
 	origins map[string]string
+}
+
+// ListenAPI is pycti's HTTP callback mode (CONNECTOR_LISTEN_PROTOCOL=API):
+// the platform's workers post each request to URI+Path.
+type ListenAPI struct {
+	Port          int    // CONNECTOR_LISTEN_PROTOCOL_API_PORT
+	Path          string // CONNECTOR_LISTEN_PROTOCOL_API_PATH
+	SSL           bool   // CONNECTOR_LISTEN_PROTOCOL_API_SSL
+	URI           string // CONNECTOR_LISTEN_PROTOCOL_API_URI, registered with Path as listen_callback_uri
+	SSLCert       string // LISTEN_PROTOCOL_API_SSL_CERT: PEM text or file path
+	SSLKey        Secret // LISTEN_PROTOCOL_API_SSL_KEY: PEM text or file path
+	SSLPassphrase Secret // LISTEN_PROTOCOL_API_SSL_PASSPHRASE
 }
 
 // Header is one OPENCTI_CUSTOM_HEADERS entry, sent with every GraphQL request.
@@ -121,13 +137,47 @@ var tlpLevels = []string{"TLP:CLEAR", "TLP:WHITE", "TLP:GREEN", "TLP:AMBER", "TL
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
+// MaxDeliveryTimeout is the largest VTCONNECTOR_DELIVERY_TIMEOUT, well
+// under RabbitMQ's default consumer_timeout of 30 minutes.
+const MaxDeliveryTimeout = 25 * time.Minute
+
 // placeholder is the value the upstream samples ship for every credential.
 const placeholder = "ChangeMe"
 
 // Redacted lists every option with its effective value and origin, secrets
 // shown as [redacted], in the order of OpenCTIOptions.
 func (c *OpenCTI) Redacted() []Setting {
-	return redactedSettings(c, ociFields(nil), envKey, c.origins)
+	out := redactedSettings(c, ociFields(nil), envKey, c.origins)
+	news := map[string]bool{}
+	for _, o := range OpenCTIOptions() {
+		news[o.Env] = strings.HasSuffix(strings.TrimSpace(o.Help), "New.") || strings.HasPrefix(o.Env, "VTCONNECTOR_")
+	}
+	for i := range out {
+		out[i].Status = "as pycti"
+		if news[out[i].Key] {
+			out[i].Status = "new (vtconnector)"
+		}
+		if st, ok := ociStatus[out[i].Key]; ok {
+			out[i].Status = st
+		}
+	}
+	return out
+}
+
+// ociStatus says how settings that differ from pycti or the original
+// connector, or that a reader may doubt, are treated (config check shows
+// it). Settings not listed behave as pycti (or are new).
+var ociStatus = map[string]string{
+	"CONNECTOR_TYPE":                   "fixed: INTERNAL_ENRICHMENT",
+	"CONNECTOR_ENRICHMENT_RESOLUTION":  "honoured: deferred reads the entity from the platform",
+	"CONNECTOR_ONLY_CONTEXTUAL":        "honoured: registered, the platform applies it",
+	"CONNECTOR_VALIDATE_BEFORE_IMPORT": "refused when true (no workbench or draft upload)",
+	"CONNECTOR_SEND_TO_QUEUE":          "honoured: false sends no bundle and reports no work",
+	"CONNECTOR_LISTEN_PROTOCOL":        "honoured: AMQP or API",
+	"CONNECTOR_EXPOSE_METRICS":         "honoured: vtconnector's own metrics (see VTCONNECTOR_HTTP_ADDR)",
+	"CONNECTOR_METRICS_PORT":           "honoured: port of vtconnector's status and metrics server",
+	"MQ_USE_SSL_PASSPHRASE":            "honoured for legacy encrypted PEM keys; encrypted PKCS#8 keys are refused",
+	"VIRUSTOTAL_REQUESTS_PER_MINUTE":   "differs: the key's whole per-minute budget (the original paced only resolutions)",
 }
 
 // OpenCTIOptions documents every environment variable and config.yml key.
@@ -261,6 +311,15 @@ func (c *OpenCTI) check(l *loader[OpenCTI]) {
 				strings.Join(on, " and "), strings.Join(what, " and "), c.MaxTLP, c.MaxTLP)
 		}
 	}
+	if c.DeliveryTimeout > MaxDeliveryTimeout {
+		l.errorf("VTCONNECTOR_DELIVERY_TIMEOUT %s: must be at most %s, well under RabbitMQ's default consumer_timeout (30m)", c.DeliveryTimeout, MaxDeliveryTimeout)
+	}
+	if c.ValidateBeforeImport {
+		l.errorf("CONNECTOR_VALIDATE_BEFORE_IMPORT=true is not supported (pycti uploads each bundle to a workbench or a draft for validation; vtconnector imports directly): set it to false")
+	}
+	if c.ListenProtocol == "API" && c.ListenAPI.SSL && (c.ListenAPI.SSLCert == "" || c.ListenAPI.SSLKey.Reveal() == "") {
+		l.errorf("CONNECTOR_LISTEN_PROTOCOL_API_SSL=true: LISTEN_PROTOCOL_API_SSL_CERT and LISTEN_PROTOCOL_API_SSL_KEY are required")
+	}
 	if c.ExposeMetrics && c.HTTPAddr == "" && !l.anyBad("VTCONNECTOR_HTTP_ADDR") {
 		l.warnf("VTCONNECTOR_HTTP_ADDR", "CONNECTOR_EXPOSE_METRICS is true but VTCONNECTOR_HTTP_ADDR is off: no metrics are served")
 	}
@@ -287,7 +346,6 @@ var ignoredNames = []struct{ name, why string }{
 	{"CONNECTOR_DURATION_PERIOD", "applies to scheduled import connectors only; ignored"},
 	{"CONNECTOR_RUN_AND_TERMINATE", "applies to scheduled import connectors only; ignored"},
 	{"CONNECTOR_LIVE_STREAM_*", "applies to stream connectors only; ignored"},
-	{"CONNECTOR_LISTEN_PROTOCOL_API_*", "applies to CONNECTOR_LISTEN_PROTOCOL=API only, which vtconnector does not support; ignored"},
 	{"CONNECTOR_SEND_TO_DIRECTORY*", "is not supported by vtconnector; ignored"},
 	{"CONNECTOR_SEND_TO_S3*", "is not supported by vtconnector; ignored"},
 	{"CONNECTOR_AUTO_CREATE_SERVICE_ACCOUNT*", "is not supported by vtconnector; ignored"},
@@ -563,7 +621,7 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 		},
 		{
 			Option: d(o("CONNECTOR_SCOPE", "Entity types to enrich, comma-separated (a list in config.yml): StixFile, Artifact, IPv4-Addr, Domain-Name, Hostname, Url, Indicator."),
-				"StixFile,Artifact,IPv4-Addr,Domain-Name,Url,Hostname"),
+				"StixFile,Artifact,IPv4-Addr,Domain-Name,Url,Hostname,Indicator"),
 			list: true,
 			set: func(c *C, in *input) error {
 				items := in.list
@@ -615,20 +673,47 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 			opt.EnvAliases = []string{"QUEUE_PROTOCOL"}
 			return enumField(opt, []string{"amqp", "api"}, strings.ToLower, func(c *C) *string { return &c.QueueProtocol })
 		}(),
+		enumField(d(o("CONNECTOR_LISTEN_PROTOCOL", "How requests arrive: AMQP (consumed from RabbitMQ) or API (posted by the platform's workers to an HTTP callback server, pycti 6.5.7)."), "AMQP"),
+			[]string{"AMQP", "API"}, strings.ToUpper, func(c *C) *string { return &c.ListenProtocol }),
+		intField(d(o("CONNECTOR_LISTEN_PROTOCOL_API_PORT", "API listen protocol: port of the callback server (every interface, as pycti)."), "7070"),
+			1, 65535, func(c *C) *int { return &c.ListenAPI.Port }),
 		{
-			Option: d(o("CONNECTOR_LISTEN_PROTOCOL", "How requests arrive: AMQP (the API callback mode of pycti is not supported)."), "AMQP"),
+			Option: d(o("CONNECTOR_LISTEN_PROTOCOL_API_PATH", "API listen protocol: path of the callback."), "/api/callback"),
 			set: func(c *C, in *input) error {
-				switch v := strings.ToUpper(strings.TrimSpace(in.text)); v {
-				case "AMQP":
-					c.ListenProtocol = v
-					return nil
-				case "API":
-					return errors.New("API (HTTP callback) is not supported by vtconnector; use AMQP")
+				v := strings.TrimSpace(in.text)
+				if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " ?#") {
+					return errors.New("must be a URL path starting with /")
 				}
-				return errors.New("must be AMQP")
+				c.ListenAPI.Path = v
+				return nil
 			},
-			get: func(c *C) string { return c.ListenProtocol },
+			get: func(c *C) string { return c.ListenAPI.Path },
 		},
+		boolField(d(o("CONNECTOR_LISTEN_PROTOCOL_API_SSL", "API listen protocol: serve the callback over TLS (LISTEN_PROTOCOL_API_SSL_CERT and _KEY)."), "false"),
+			func(c *C) *bool { return &c.ListenAPI.SSL }),
+		field[C]{
+			Option: Option{Env: "CONNECTOR_LISTEN_PROTOCOL_API_URI", YAML: "connector.listen_protocol_api_uri", Computed: true,
+				Default: "http://127.0.0.1:7070, or https://127.0.0.1:7070 when CONNECTOR_LISTEN_PROTOCOL_API_SSL=true",
+				Help:    "API listen protocol: base URL the platform's workers reach the callback server at; registered with the path as listen_callback_uri."},
+			set: func(c *C, in *input) error {
+				v, err := parseHTTPURL(in.text)
+				c.ListenAPI.URI = v
+				return err
+			},
+			get: func(c *C) string { return c.ListenAPI.URI },
+			compute: func(c *C) {
+				c.ListenAPI.URI = "http://127.0.0.1:7070"
+				if c.ListenAPI.SSL {
+					c.ListenAPI.URI = "https://127.0.0.1:7070"
+				}
+			},
+		},
+		stringField(Option{Env: "LISTEN_PROTOCOL_API_SSL_CERT", YAML: "connector.listen_protocol_api_ssl_cert", Help: "API listen protocol: the callback server's certificate (chain), PEM text or file path."},
+			func(c *C) *string { return &c.ListenAPI.SSLCert }),
+		secretField(Option{Env: "LISTEN_PROTOCOL_API_SSL_KEY", YAML: "connector.listen_protocol_api_ssl_key", Help: "API listen protocol: the callback server's private key, PEM text or file path."},
+			func(c *C) *Secret { return &c.ListenAPI.SSLKey }),
+		secretField(Option{Env: "LISTEN_PROTOCOL_API_SSL_PASSPHRASE", YAML: "connector.listen_protocol_api_ssl_passphrase", Help: "API listen protocol: passphrase of the private key (legacy PEM encryption)."},
+			func(c *C) *Secret { return &c.ListenAPI.SSLPassphrase }),
 		boolField(d(o("CONNECTOR_EXPOSE_METRICS", "Serve Prometheus metrics on every interface at CONNECTOR_METRICS_PORT (see VTCONNECTOR_HTTP_ADDR)."), "false"),
 			func(c *C) *bool { return &c.ExposeMetrics }),
 		intField(d(o("CONNECTOR_METRICS_PORT", "Port of the metrics and status server."), "9095"),
@@ -709,15 +794,15 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 	}
 	fs = append(fs, indicator("FILE", "File and Artifact", func(c *C) *IndicatorPolicy { return &c.FileIndicator })...)
 	fs = append(fs,
-		boolField(vt("FILE_IMPORT_YARA", "false", "Import crowdsourced YARA rules that match the file as Indicators."),
+		boolField(vt("FILE_IMPORT_YARA", "true", "Import crowdsourced YARA rules that match the file as Indicators."),
 			func(c *C) *bool { return &c.FileImportYARA }))
 	fs = append(fs, indicator("IP", "IPv4", func(c *C) *IndicatorPolicy { return &c.IPIndicator })...)
 	fs = append(fs,
-		boolField(vt("IP_ADD_RELATIONSHIPS", "true", "Add the IP's autonomous system and location, with relationships."),
+		boolField(vt("IP_ADD_RELATIONSHIPS", "false", "Add the IP's autonomous system and location, with relationships."),
 			func(c *C) *bool { return &c.IPAddRelationships }))
 	fs = append(fs, indicator("DOMAIN", "Domain-Name and Hostname", func(c *C) *IndicatorPolicy { return &c.DomainIndicator })...)
 	fs = append(fs,
-		boolField(vt("DOMAIN_ADD_RELATIONSHIPS", "true", "Add the IPv4 addresses a domain resolves to, with resolves-to relationships."),
+		boolField(vt("DOMAIN_ADD_RELATIONSHIPS", "false", "Add the IPv4 addresses a domain resolves to, with resolves-to relationships."),
 			func(c *C) *bool { return &c.DomainAddRelationships }),
 		boolField(vt("URL_UPLOAD_UNSEEN", "true", "Submit URLs VirusTotal does not know, for analysis; VirusTotal's community can then see them."),
 			func(c *C) *bool { return &c.URLUploadUnseen }))
@@ -752,6 +837,9 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 		intField(Option{Env: "VTCONNECTOR_CONCURRENCY", YAML: "vtconnector.concurrency", Default: "4",
 			Help: "Enrichments worked on at once (1-64). Pacing is by quota, not by this. New."},
 			1, 64, func(c *C) *int { return &c.Concurrency }),
+		secondsField(Option{Env: "VTCONNECTOR_DELIVERY_TIMEOUT", YAML: "vtconnector.delivery_timeout", Default: "300",
+			Help: "Longest an enrichment request is held unacknowledged (seconds or a Go duration, 1s to 25m, under RabbitMQ's 30-minute consumer_timeout): requests are parked in the database and acknowledged on arrival, and work that would wait longer than this for quota is parked until the quota frees. New."},
+			time.Second, func(c *C) *time.Duration { return &c.DeliveryTimeout }),
 		field[C]{
 			Option: Option{Env: "VTCONNECTOR_HTTP_ADDR", YAML: "vtconnector.http_addr", Computed: true,
 				Default: "127.0.0.1:CONNECTOR_METRICS_PORT, or :CONNECTOR_METRICS_PORT (every interface) when CONNECTOR_EXPOSE_METRICS=true",

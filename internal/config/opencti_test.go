@@ -46,12 +46,13 @@ func defaultOpenCTI() *OpenCTI {
 		JSONLogging:               true,
 		ConnectorID:               testConnectorID,
 		ConnectorName:             "VirusTotal",
-		Scope:                     []string{"StixFile", "Artifact", "IPv4-Addr", "Domain-Name", "Url", "Hostname"},
+		Scope:                     []string{"StixFile", "Artifact", "IPv4-Addr", "Domain-Name", "Url", "Hostname", "Indicator"},
 		EnrichmentResolution:      "none",
 		LogLevel:                  slog.LevelError,
 		SendToQueue:               true,
 		QueueProtocol:             "amqp",
 		ListenProtocol:            "AMQP",
+		ListenAPI:                 ListenAPI{Port: 7070, Path: "/api/callback", URI: "http://127.0.0.1:7070"},
 		MetricsPort:               9095,
 		VTToken:                   "vt-token-1",
 		VTURL:                     "https://www.virustotal.com/api/v3",
@@ -63,10 +64,9 @@ func defaultOpenCTI() *OpenCTI {
 		ReplaceWithLowerScore:     true,
 		FileCreateNoteFullReport:  true,
 		FileUploadUnseenArtifacts: true,
+		FileImportYARA:            true,
 		FileIndicator:             ind,
-		IPAddRelationships:        true,
 		IPIndicator:               ind,
-		DomainAddRelationships:    true,
 		DomainIndicator:           ind,
 		URLUploadUnseen:           true,
 		URLIndicator:              ind,
@@ -77,6 +77,7 @@ func defaultOpenCTI() *OpenCTI {
 		AnalysisWait:              2 * time.Hour,
 		DatabaseURL:               "/home/vtc/.cache/vtconnector/vtconnector.db",
 		Concurrency:               4,
+		DeliveryTimeout:           5 * time.Minute,
 		HTTPAddr:                  "127.0.0.1:9095",
 	}
 }
@@ -310,7 +311,7 @@ func TestOpenCTIEnvironmentOverridesYAML(t *testing.T) {
 		"VIRUSTOTAL_MAX_TLP":  "TLP:RED (env VIRUSTOTAL_MAX_TLP)",
 		"VIRUSTOTAL_FILE_INDICATOR_CREATE_POSITIVES": "7 (env FILE_INDICATOR_CREATE_POSITIVES)",
 		"VIRUSTOTAL_IP_ADD_RELATIONSHIPS":            "false (config.yml virustotal.ip_add_relationships)",
-		"VIRUSTOTAL_DOMAIN_ADD_RELATIONSHIPS":        "true (default)",
+		"VIRUSTOTAL_DOMAIN_ADD_RELATIONSHIPS":        "false (default)",
 		"VIRUSTOTAL_REQUESTS_PER_MINUTE":             "30 (config.yml virustotal.api_requests_per_minute)",
 		"VIRUSTOTAL_TOKEN":                           "[redacted] (config.yml virustotal.token)",
 		"CONNECTOR_NAME":                             "VirusTotal (config.yml connector.name)",
@@ -369,7 +370,7 @@ func TestOpenCTIEnvironmentErrors(t *testing.T) {
 		"CONNECTOR_ENRICHMENT_RESOLUTION":       "full",
 		"CONNECTOR_LOG_LEVEL":                   "trace",
 		"CONNECTOR_QUEUE_PROTOCOL":              "http",
-		"CONNECTOR_LISTEN_PROTOCOL":             "API",
+		"CONNECTOR_LISTEN_PROTOCOL":             "HTTP",
 		"CONNECTOR_METRICS_PORT":                "0",
 		"MQ_PORT":                               "abc",
 		"MQ_USE_SSL":                            "sometimes",
@@ -398,7 +399,7 @@ func TestOpenCTIEnvironmentErrors(t *testing.T) {
 		`CONNECTOR_ENRICHMENT_RESOLUTION "full": must be one of none, stix_bundle, deferred`,
 		`CONNECTOR_LOG_LEVEL "trace": must be one of debug, info, warn, error`,
 		`CONNECTOR_QUEUE_PROTOCOL "http": must be one of amqp, api`,
-		`CONNECTOR_LISTEN_PROTOCOL "API": API (HTTP callback) is not supported by vtconnector; use AMQP`,
+		`CONNECTOR_LISTEN_PROTOCOL "HTTP": must be one of AMQP, API`,
 		`CONNECTOR_METRICS_PORT "0": must be between 1 and 65535`,
 		`MQ_PORT "abc": not an integer`,
 		`MQ_USE_SSL "sometimes": not a boolean (use true/false, yes/no, on/off or 1/0)`,
@@ -667,6 +668,16 @@ func TestEnvMap(t *testing.T) {
 	}
 }
 
+// loaderDefaults are the defaults the original connector's config loader
+// sets where the seed's README says otherwise (OpenCTI-Platform/connectors
+// @a2681ba8, internal-enrichment/virustotal: src/virustotal/models/configs/
+// virustotal_configs.py and __metadata__/CONNECTOR_CONFIG_DOC.md agree).
+var loaderDefaults = map[string]string{
+	"FILE_IMPORT_YARA":         "true",
+	"IP_ADD_RELATIONSHIPS":     "false",
+	"DOMAIN_ADD_RELATIONSHIPS": "false",
+}
+
 // seedRow is one row of the seed README's option tables.
 type seedRow struct{ param, env, mandatory, def string }
 
@@ -681,7 +692,7 @@ var (
 func TestOpenCTISeedTables(t *testing.T) {
 	matches, _ := filepath.Glob("../../../shared/seeds/003_*.txt")
 	if len(matches) == 0 {
-		t.Skip("fidelity test: ../shared/seeds/003_*.txt absent (the original connector's README); it lives outside the repository")
+		t.Skip("fidelity test: the original connector's README (../shared/seeds/003_*.txt) is absent; it lives outside the repository")
 	}
 	data, err := os.ReadFile(matches[0])
 	if err != nil {
@@ -735,6 +746,9 @@ func TestOpenCTISeedTables(t *testing.T) {
 		if r.def == "" {
 			continue
 		}
+		if d, ok := loaderDefaults[r.env]; ok {
+			r.def = d // the original's code, not the seed's README, decides
+		}
 		defaults++
 		if got := values[opt.Env]; got != r.def {
 			t.Errorf("%s: loaded default %q, the seed documents %q", r.env, got, r.def)
@@ -755,6 +769,39 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestOpenCTIDeliveryTimeoutStaysUnderRabbitMQsConsumerTimeout(t *testing.T) {
+	c, _, err := ParseOpenCTI(with(requiredEnv(), "VTCONNECTOR_DELIVERY_TIMEOUT", "90s"), nil, "")
+	if err != nil || c.DeliveryTimeout != 90*time.Second {
+		t.Fatalf("90s: %v, %v", c, err)
+	}
+	for _, v := range []string{"30m", "0", "-5"} {
+		if _, _, err := ParseOpenCTI(with(requiredEnv(), "VTCONNECTOR_DELIVERY_TIMEOUT", v), nil, ""); err == nil || !strings.Contains(err.Error(), "VTCONNECTOR_DELIVERY_TIMEOUT") {
+			t.Errorf("%s: error %v, want one naming VTCONNECTOR_DELIVERY_TIMEOUT", v, err)
+		}
+	}
+}
+
+func TestOpenCTISettingsHonouredOrRefused(t *testing.T) {
+	if _, _, err := ParseOpenCTI(with(requiredEnv(), "CONNECTOR_VALIDATE_BEFORE_IMPORT", "true"), nil, ""); err == nil || !strings.Contains(err.Error(), "CONNECTOR_VALIDATE_BEFORE_IMPORT") {
+		t.Errorf("CONNECTOR_VALIDATE_BEFORE_IMPORT=true: error %v, want a refusal naming it", err)
+	}
+	if _, _, err := ParseOpenCTI(with(requiredEnv(), "CONNECTOR_LISTEN_PROTOCOL", "api", "CONNECTOR_LISTEN_PROTOCOL_API_SSL", "true"), nil, ""); err == nil || !strings.Contains(err.Error(), "LISTEN_PROTOCOL_API_SSL_CERT") {
+		t.Errorf("API listen over TLS without a certificate: error %v", err)
+	}
+	c, _, err := ParseOpenCTI(requiredEnv(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Redacted() {
+		if s.Status == "" {
+			t.Errorf("%s has no status", s.Key)
+		}
+		if s.Key == "CONNECTOR_VALIDATE_BEFORE_IMPORT" && !strings.Contains(s.Status, "refused") {
+			t.Errorf("%s: status %q", s.Key, s.Status)
+		}
+	}
 }
 
 func TestCredentialsInURLsNeverShow(t *testing.T) {

@@ -67,6 +67,9 @@ type Setting struct {
 	// Origin says where the value came from: "default", the file name, the
 	// file name and YAML path, or "env NAME".
 	Origin string
+	// Status says how the OpenCTI front treats the setting compared with
+	// pycti and the original connector (OpenCTI only).
+	Status string
 }
 
 // field is one row of a front's option table: its documentation and how to

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/vtconnector/vtconnector/internal/config"
 )
 
 // Broker is how the connector reaches RabbitMQ: the address the platform
@@ -20,6 +22,10 @@ type Broker struct {
 	UseSSL                  bool
 	// VerifyTLS checks the broker's certificate (MQ_USE_SSL_REJECT_UNAUTHORIZED).
 	VerifyTLS bool
+	// TLS, when set, is the TLS configuration used when UseSSL: CA
+	// certificates and client certificate (MQ_USE_SSL_CA, _CERT, _KEY,
+	// _PASSPHRASE); VerifyTLS still decides the verification.
+	TLS *tls.Config
 	// URL, when set, is used as is (tests, and an explicit override).
 	URL string
 }
@@ -51,7 +57,15 @@ func (b Broker) Redacted() string {
 func (b Broker) dial() (*amqp.Connection, error) {
 	cfg := amqp.Config{Heartbeat: 10 * time.Second, Locale: "en_US", Properties: amqp.Table{"connection_name": "vtconnector"}}
 	if b.UseSSL {
-		cfg.TLSClientConfig = &tls.Config{InsecureSkipVerify: !b.VerifyTLS} //nolint:gosec // MQ_USE_SSL_REJECT_UNAUTHORIZED=false, pycti's default
+		tc := &tls.Config{}
+		if b.TLS != nil {
+			tc = b.TLS.Clone()
+		}
+		tc.InsecureSkipVerify = !b.VerifyTLS //nolint:gosec // MQ_USE_SSL_REJECT_UNAUTHORIZED=false, pycti's default
+		if tc.ServerName == "" {
+			tc.ServerName = b.Host
+		}
+		cfg.TLSClientConfig = tc
 	}
 	c, err := amqp.DialConfig(b.url(), cfg)
 	if err != nil {
@@ -123,4 +137,34 @@ func (p *publisher) publish(ctx context.Context, body []byte) error {
 		return errors.New("opencti: publish: the broker refused the message (nack)")
 	}
 	return nil
+}
+
+// BrokerTLS builds the TLS configuration of the RabbitMQ connection from
+// the MQ_USE_SSL_* settings, as pycti's create_mq_ssl_context: CA
+// certificates to trust, and a client certificate for mutual TLS. Each is
+// PEM text or a file path. It returns nil when none is set.
+func BrokerTLS(mq config.MQ) (*tls.Config, error) {
+	if mq.SSLCA == "" && mq.SSLCert == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if mq.SSLCA != "" {
+		pool, err := certPool("MQ_USE_SSL_CA", mq.SSLCA)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = pool
+	}
+	if mq.SSLCert != "" {
+		key := mq.SSLKey.Reveal()
+		if key == "" {
+			key = mq.SSLCert // pycti: the key may be in the certificate's file
+		}
+		kp, err := keyPair("MQ_USE_SSL_CERT/KEY", mq.SSLCert, key, mq.SSLPassphrase.Reveal())
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	return tc, nil
 }

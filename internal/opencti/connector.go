@@ -1,13 +1,18 @@
 package opencti
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +48,9 @@ type platform interface {
 	WorkPing(ctx context.Context, workID string) error
 	PushBundle(ctx context.Context, connectorID string, bundle []byte, workID string) error
 	ArtifactFiles(ctx context.Context, id string) ([]ImportFile, error)
+	MarkingDefinition(ctx context.Context, id string) (*stix.Marking, error)
+	PlaybookStepExecution(ctx context.Context, s PlaybookStep) error
+	EntityStix(ctx context.Context, id string) ([]byte, error)
 	DownloadFile(ctx context.Context, fileID string, w io.Writer, max int64) (int64, error)
 }
 
@@ -100,7 +108,13 @@ type Connector struct {
 	pubMu sync.Mutex
 	pub   *publisher
 
-	pending *worker.Pool // collects parked analyses
+	brokerTLS *tls.Config // MQ_USE_SSL_CA/CERT/KEY/PASSPHRASE
+
+	pending  *worker.Pool // collects parked analyses
+	messages *worker.Pool // works parked requests
+
+	deliveriesMu sync.Mutex
+	deliveries   map[string]int // messages handed back to RabbitMQ, by body hash
 }
 
 // Run registers the connector and processes enrichment requests until ctx
@@ -113,6 +127,16 @@ func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
 		return fmt.Errorf("opencti: VIRUSTOTAL_MAX_TLP: %w", err)
 	}
 	c.maxTLP = tlp
+	if c.brokerTLS, err = BrokerTLS(cfg.MQ); err != nil {
+		return err
+	}
+	var callback net.Listener
+	if cfg.ListenProtocol == "API" {
+		if callback, err = c.listenCallback(); err != nil {
+			return err
+		}
+		defer callback.Close()
+	}
 	if err := c.register(ctx); err != nil {
 		return err
 	}
@@ -121,8 +145,13 @@ func Run(ctx context.Context, cfg *config.OpenCTI, d Deps) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { c.pingLoop(gctx); return nil })
-	g.Go(func() error { c.consumeLoop(gctx); return nil })
+	if callback != nil {
+		g.Go(func() error { return c.serveCallback(gctx, callback) })
+	} else {
+		g.Go(func() error { c.consumeLoop(gctx); return nil })
+	}
 	g.Go(func() error { return c.pending.Run(gctx) })
+	g.Go(func() error { return c.messages.Run(gctx) })
 	err = g.Wait()
 	c.pubMu.Lock()
 	if c.pub != nil {
@@ -150,6 +179,9 @@ func newConnector(cfg *config.OpenCTI, d Deps) *Connector {
 	}
 	c.pending = worker.New(d.Store, worker.Config{Name: "pending", Owner: d.Owner, Kinds: []string{KindPending},
 		Lease: 5 * time.Minute, Idle: min(c.t.PollEvery, 5*time.Second), Log: d.Log}, c.collect)
+	c.messages = worker.New(d.Store, worker.Config{Name: "requests", Owner: d.Owner, Kinds: []string{KindMessage},
+		Workers: max(cfg.Concurrency, 1), Lease: 5 * time.Minute, Idle: min(c.t.PollEvery, 5*time.Second), Log: d.Log}, c.work)
+	c.deliveries = map[string]int{}
 	return c
 }
 
@@ -191,7 +223,8 @@ func (c *Connector) register(ctx context.Context) error {
 	}
 	c.log.Info("OpenCTI platform reached", "version", c.version)
 	in := RegisterInput{ID: c.cfg.ConnectorID, Name: c.cfg.ConnectorName, Scope: c.cfg.Scope, Auto: c.cfg.Auto,
-		AutoUpdate: c.cfg.AutoUpdate, EnrichmentResolution: c.cfg.EnrichmentResolution, PlaybookCompatible: false}
+		AutoUpdate: c.cfg.AutoUpdate, EnrichmentResolution: c.cfg.EnrichmentResolution, PlaybookCompatible: true, OnlyContextual: c.cfg.OnlyContextual,
+		ListenCallbackURI: c.callbackURI()}
 	err = c.retry(ctx, "registering the connector", func() error {
 		r, err := c.d.Platform.Register(ctx, in, c.version)
 		c.reg = r
@@ -202,7 +235,7 @@ func (c *Connector) register(ctx context.Context) error {
 	}
 	cn := c.reg.Config.Connection
 	c.broker = Broker{Host: cn.Host, Port: cn.Port, VHost: cn.VHost, User: cn.User, Pass: cn.Pass, UseSSL: cn.UseSSL,
-		VerifyTLS: c.cfg.MQ.SSLRejectUnauthorized, URL: c.d.BrokerURL}
+		VerifyTLS: c.cfg.MQ.SSLRejectUnauthorized, TLS: c.brokerTLS, URL: c.d.BrokerURL}
 	mq := c.cfg.MQ
 	if mq.Host != "" {
 		c.broker.Host = mq.Host
@@ -242,9 +275,10 @@ func (c *Connector) pingLoop(ctx context.Context) {
 }
 
 // consumeLoop consumes the listen queue, reconnecting with backoff when
-// the connection drops. Each message is acknowledged only after its work
-// was reported, so a crash or a dropped connection means a redelivery,
-// never a lost request.
+// the connection drops. Each message is acknowledged once its request is
+// parked in the store (see receive), so a crash or a dropped connection
+// before that means a redelivery, never a lost request, and no delivery
+// stays open longer than VTCONNECTOR_DELIVERY_TIMEOUT.
 func (c *Connector) consumeLoop(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -291,32 +325,84 @@ func (c *Connector) consumeLoop(ctx context.Context) {
 				if !ok {
 					break loop
 				}
-				wg.Go(func() {
-					if !c.handle(ctx, dl.Body) {
-						return // not acknowledged: redelivered
-					}
-					if err := dl.Ack(false); err != nil {
-						c.log.Warn("acknowledgement failed; the message will be redelivered", "error", err)
-					}
-				})
+				wg.Go(func() { c.deliver(ctx, dl) })
 			}
 		}
 		_ = conn.Close()
 	}
 }
 
-// message is the platform's enrichment request.
+// deliver parks one delivery and acknowledges it, or hands it back to
+// RabbitMQ when it could not be parked; a message handed back
+// MaxDeliveries times (or one that panics) is acknowledged and logged,
+// never redelivered for ever.
+func (c *Connector) deliver(ctx context.Context, dl amqp.Delivery) {
+	sum := sha256.Sum256(dl.Body)
+	key := hex.EncodeToString(sum[:])
+	ack := func() bool {
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("receiving a message panicked; it is dropped", "panic", fmt.Sprint(r), "bytes", len(dl.Body))
+			}
+		}()
+		return c.receive(ctx, dl.Body)
+	}()
+	if !ack && ctx.Err() == nil {
+		c.deliveriesMu.Lock()
+		c.deliveries[key]++
+		n := c.deliveries[key]
+		c.deliveriesMu.Unlock()
+		if n < MaxDeliveries {
+			if err := dl.Nack(false, true); err != nil {
+				c.log.Warn("handing a message back failed; RabbitMQ redelivers it when the channel closes", "error", err)
+			}
+			return
+		}
+		c.log.Error("message could not be parked after several deliveries; dropped", "deliveries", n, "body", clip(string(dl.Body), 500))
+		if c.d.Obs != nil {
+			c.d.Obs.Problem(obs.ProblemPlatformUnreachable, fmt.Sprintf("an enrichment request was dropped after %d deliveries: the database did not take it", n))
+		}
+	}
+	if ctx.Err() != nil && !ack {
+		return // not acknowledged: redelivered to the next instance
+	}
+	c.deliveriesMu.Lock()
+	delete(c.deliveries, key)
+	c.deliveriesMu.Unlock()
+	if err := dl.Ack(false); err != nil {
+		c.log.Warn("acknowledgement failed; the message will be redelivered (and recognised)", "error", err)
+	}
+}
+
+// message is the platform's enrichment request, or a playbook step.
 type message struct {
 	Internal struct {
-		WorkID      *string `json:"work_id"`
-		ApplicantID *string `json:"applicant_id"`
-		DraftID     *string `json:"draft_id"`
+		WorkID      *string       `json:"work_id"`
+		ApplicantID *string       `json:"applicant_id"`
+		DraftID     *string       `json:"draft_id"`
+		Playbook    *playbookStep `json:"playbook"`
 	} `json:"internal"`
 	Event struct {
-		EntityID   string          `json:"entity_id"`
-		EntityType string          `json:"entity_type"`
-		StixEntity json.RawMessage `json:"stix_entity"`
+		EntityID    string          `json:"entity_id"`
+		EntityType  string          `json:"entity_type"`
+		StixEntity  json.RawMessage `json:"stix_entity"`
+		StixObjects json.RawMessage `json:"stix_objects"`
+		// Bundle is a playbook step's data: a STIX bundle, as an object.
+		Bundle json.RawMessage `json:"bundle"`
 	} `json:"event"`
+
+	// received is when the message arrived (not on the wire).
+	received time.Time
+}
+
+// playbookStep is internal.playbook of a playbook step's message.
+type playbookStep struct {
+	EventID        string `json:"event_id"`
+	ExecutionID    string `json:"execution_id"`
+	PlaybookID     string `json:"playbook_id"`
+	DataInstanceID string `json:"data_instance_id"`
+	StepID         string `json:"step_id"`
+	PreviousStepID string `json:"previous_step_id"`
 }
 
 func (m *message) workID() string {
@@ -330,61 +416,19 @@ func (m *message) workID() string {
 // is reported when the analysis is collected.
 var errDeferred = errors.New("waiting for a VirusTotal analysis")
 
-// handle processes one enrichment request and reports whether the
-// message may be acknowledged: it may not when the daemon stops first or
-// the work's end could not be reported (a redelivery then does it again).
-func (c *Connector) handle(ctx context.Context, body []byte) (ack bool) {
-	var m message
-	if err := json.Unmarshal(body, &m); err != nil || m.Event.EntityID == "" {
-		c.log.Error("enrichment message unreadable; dropped", "error", err, "bytes", len(body))
-		if m.workID() != "" {
-			_ = c.report(ctx, m.workID(), "vtconnector: the enrichment message is not valid: "+errText(err), true)
-		}
-		return true
+// received marks a work in progress with a message. Like every work
+// mutation but ping, it is not sent with CONNECTOR_SEND_TO_QUEUE=false,
+// as pycti.
+func (c *Connector) received(ctx context.Context, workID, msg string) error {
+	if workID == "" || !c.cfg.SendToQueue {
+		return nil
 	}
-	stop := c.keepWorkAlive(ctx, m.workID())
-	began := time.Now()
-	result, err := c.process(ctx, &m, body, nil)
-	stop()
-	if c.d.Obs != nil && ctx.Err() == nil {
-		outcome := "ok"
-		switch {
-		case errors.Is(err, errDeferred):
-			outcome = "deferred"
-		case errors.Is(err, vt.ErrAuth):
-			outcome = "error"
-			c.d.Obs.Problem(obs.ProblemVTAuth, "VirusTotal rejected the API key (VIRUSTOTAL_TOKEN)")
-		case err != nil:
-			outcome = "error"
-		}
-		c.d.Obs.Enrichment(m.Event.EntityType, outcome, time.Since(began))
-	}
-	if ctx.Err() != nil {
-		return false // redelivered to the next instance
-	}
-	if !errors.Is(err, errDeferred) {
-		msg, inError := result, false
-		if err != nil {
-			msg, inError = err.Error(), true
-			c.log.Warn("enrichment failed", "entity", m.Event.EntityID, "type", m.Event.EntityType, "error", err)
-		}
-		if rerr := c.report(ctx, m.workID(), msg, inError); rerr != nil {
-			return false // the platform will see it again
-		}
-	}
-	return true
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "no entity_id"
-	}
-	return err.Error()
+	return c.d.Platform.WorkToReceived(ctx, workID, msg)
 }
 
 // report ends a work, retrying while the platform is unreachable.
 func (c *Connector) report(ctx context.Context, workID, msg string, inError bool) error {
-	if workID == "" {
+	if workID == "" || !c.cfg.SendToQueue {
 		return nil
 	}
 	return c.retry(ctx, "reporting the work", func() error {
@@ -418,7 +462,7 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	workID := m.workID()
 	if workID != "" && collected == nil {
 		if err := c.retry(ctx, "acknowledging the work", func() error {
-			return c.d.Platform.WorkToReceived(ctx, workID, "Connector ready to process the operation")
+			return c.received(ctx, workID, "Connector ready to process the operation")
 		}); err != nil {
 			return "", err
 		}
@@ -428,6 +472,21 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	if json.Unmarshal(stixEntity, &s) == nil { // double-encoded, as the platform sends it
 		stixEntity = []byte(s)
 	}
+	if m.Internal.Playbook != nil {
+		raw, typ, err := m.playbookEntity()
+		if err != nil {
+			return "", err
+		}
+		stixEntity, m.Event.EntityType = raw, typ
+	} else if t := bytes.TrimSpace(stixEntity); len(t) == 0 || string(t) == "null" {
+		// CONNECTOR_ENRICHMENT_RESOLUTION=deferred: only ids are sent; the
+		// entity is read from the platform, as pycti does.
+		raw, err := c.d.Platform.EntityStix(ctx, m.Event.EntityID)
+		if err != nil {
+			return "", fmt.Errorf("read the entity %s from the platform: %w", m.Event.EntityID, err)
+		}
+		stixEntity = raw
+	}
 	if !inScope(c.cfg.Scope, m.Event.EntityType) {
 		return "", fmt.Errorf("%s is not in the connector's scope (%s)", m.Event.EntityType, strings.Join(c.cfg.Scope, ","))
 	}
@@ -435,9 +494,12 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	if err != nil {
 		return "", err
 	}
-	markings := stix.MarkingRefs(ent.Markings())
-	if !stix.TLPAllowed(markings, c.maxTLP) {
-		return "", errors.New("Do not send any data, TLP of the observable is greater than MAX TLP")
+	markings, err := c.resolveMarkings(ctx, ent.Markings(), m.objects())
+	if err != nil {
+		return "", err
+	}
+	if err := stix.CheckTLP(markings, c.maxTLP); err != nil {
+		return "", err
 	}
 	var objects []json.RawMessage
 	if ent.Type == TypeIndicator {
@@ -447,6 +509,10 @@ func (c *Connector) process(ctx context.Context, m *message, raw []byte, collect
 	}
 	if err != nil {
 		return "", err
+	}
+	objects = grant(objects, grantedRefs(stixEntity))
+	if m.Internal.Playbook != nil {
+		return c.answerPlaybook(ctx, m, objects)
 	}
 	return c.send(ctx, objects, m)
 }
@@ -464,7 +530,12 @@ func (c *Connector) lookup(ctx context.Context, lk Lookup) (engine.Result, error
 	return c.d.Engine.Lookup(ctx, engine.Request{Kind: lk.Kind, ID: lk.ID, CallOptions: c.co()})
 }
 
-func (c *Connector) co() engine.CallOptions { return engine.CallOptions{Priority: engine.Interactive} }
+// co are the options of every VirusTotal call: a call that would wait
+// longer than the delivery bound for quota fails at once with an
+// *engine.QuotaExhaustedError, and its request is parked instead.
+func (c *Connector) co() engine.CallOptions {
+	return engine.CallOptions{Priority: engine.Interactive, MaxWait: c.cfg.DeliveryTimeout}
+}
 
 func (c *Connector) enrichObservable(ctx context.Context, ent Entity, markings []stix.Marking, m *message, raw []byte, collected *engine.Result) ([]json.RawMessage, error) {
 	lk, err := LookupFor(ent)
@@ -585,6 +656,10 @@ func (c *Connector) rulesets(ctx context.Context, o *vt.Object) map[string]*vt.O
 func (c *Connector) send(ctx context.Context, objects []json.RawMessage, m *message) (string, error) {
 	workID := m.workID()
 	bundleID := "bundle--" + uuid4()
+	if !c.cfg.SendToQueue {
+		c.log.Info("bundle not sent (CONNECTOR_SEND_TO_QUEUE=false)", "entity", m.Event.EntityID, "objects", len(objects))
+		return fmt.Sprintf("%d object(s) not sent: CONNECTOR_SEND_TO_QUEUE=false", len(objects)), nil
+	}
 	if c.cfg.QueueProtocol == "api" {
 		b, err := json.Marshal(map[string]any{"type": "bundle", "id": bundleID, "spec_version": "2.1", "objects": objects})
 		if err != nil {
@@ -631,6 +706,8 @@ func (c *Connector) send(ctx context.Context, objects []json.RawMessage, m *mess
 type pendingPayload struct {
 	Message    json.RawMessage    `json:"message"`
 	Submission *engine.Submission `json:"submission,omitempty"`
+	// Received is when the request arrived.
+	Received time.Time `json:"received,omitzero"`
 
 	// Analysis and Since are how earlier versions recorded a public
 	// analysis; upgrade turns them into a Submission.
@@ -699,7 +776,7 @@ func (c *Connector) startAnalysis(ctx context.Context, ent Entity, markings []st
 			return fmt.Errorf("[VirusTotal] Error submitting the URL to VirusTotal: %w", err)
 		}
 	}
-	payload, _ := json.Marshal(pendingPayload{Message: raw, Submission: &sub})
+	payload, _ := json.Marshal(pendingPayload{Message: raw, Submission: &sub, Received: m.received})
 	key := m.workID()
 	if key == "" {
 		key = ent.ID + "@" + sub.Analysis
@@ -709,7 +786,7 @@ func (c *Connector) startAnalysis(ctx context.Context, ent Entity, markings []st
 	}
 	c.pending.Wake()
 	if m.workID() != "" {
-		_ = c.d.Platform.WorkToReceived(ctx, m.workID(), fmt.Sprintf("Not known to VirusTotal: submitted for %s analysis (%s); the enrichment completes when the analysis does.", sub.Mode, sub.Analysis))
+		_ = c.received(ctx, m.workID(), fmt.Sprintf("Not known to VirusTotal: submitted for %s analysis (%s); the enrichment completes when the analysis does.", sub.Mode, sub.Analysis))
 	}
 	c.log.Info("submitted to VirusTotal; waiting for the analysis", "entity", ent.ID, "mode", sub.Mode, "analysis", sub.Analysis)
 	return errDeferred
@@ -756,15 +833,12 @@ func (c *Connector) collect(ctx context.Context, it store.Item) store.Outcome {
 		b, _ := json.Marshal(p)
 		return store.PendingAnalysis(col.NextPoll, b)
 	}
+	m.received = p.Received
 	result, perr := c.process(ctx, &m, p.Message, &col.Result)
 	if ctx.Err() != nil {
 		return store.HandBack()
 	}
-	msg, inError := result, false
-	if perr != nil {
-		msg, inError = perr.Error(), true
-	}
-	if err := c.report(ctx, m.workID(), msg, inError); err != nil {
+	if err := c.finish(ctx, &m, result, perr); err != nil {
 		return worker.Outcome(ctx, err)
 	}
 	return store.Done(nil)

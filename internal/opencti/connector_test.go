@@ -28,6 +28,9 @@ type fakePlatform struct {
 	processed []workEnd
 	pushed    [][]byte
 	files     map[string][]byte // artifact id -> attached file
+	markings  map[string]stix.Marking
+	steps     []PlaybookStep
+	entities  map[string]map[string]any // what EntityStix reads
 }
 
 type workEnd struct {
@@ -67,6 +70,24 @@ func (p *fakePlatform) ArtifactFiles(_ context.Context, id string) ([]ImportFile
 		return nil, nil
 	}
 	return []ImportFile{{ID: "file-" + id, Name: "invoice.exe"}}, nil
+}
+func (p *fakePlatform) MarkingDefinition(_ context.Context, id string) (*stix.Marking, error) {
+	if m, ok := p.markings[id]; ok {
+		return &m, nil
+	}
+	return nil, nil
+}
+func (p *fakePlatform) PlaybookStepExecution(_ context.Context, s PlaybookStep) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.steps = append(p.steps, s)
+	return nil
+}
+func (p *fakePlatform) EntityStix(_ context.Context, id string) ([]byte, error) {
+	if e, ok := p.entities[id]; ok {
+		return json.Marshal(e)
+	}
+	return nil, fmt.Errorf("no entity %s", id)
 }
 func (p *fakePlatform) DownloadFile(_ context.Context, fileID string, w io.Writer, _ int64) (int64, error) {
 	n, err := io.Copy(w, bytes.NewReader(p.files[strings.TrimPrefix(fileID, "file-")]))
@@ -135,7 +156,7 @@ func newOctiWorld(t testing.TB, env map[string]string) *octiWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(t.Context(), cfg.DatabaseURL.Reveal())
+	st, err := store.Open(t.Context(), cfg.DatabaseURL.Reveal(), store.WithBackoff(time.Millisecond, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +166,28 @@ func newOctiWorld(t testing.TB, env map[string]string) *octiWorld {
 		Tune: &Tuning{PingEvery: time.Hour, PollEvery: time.Millisecond, WorkPingEvery: time.Hour, RetryMax: time.Millisecond}})
 	w.c.reg = &Registration{}
 	return w
+}
+
+// handle delivers a message as the consume loop does, then works every
+// request it parked that is ready, as the pool does; it reports whether
+// the message was acknowledged.
+func (w *octiWorld) handle(ctx context.Context, body []byte) bool {
+	ack := w.c.receive(ctx, body)
+	w.drain(ctx)
+	return ack
+}
+
+// drain works the parked requests that are ready, each once (one parked
+// again is left for the next drain).
+func (w *octiWorld) drain(ctx context.Context) {
+	const owner = "test/requests-0"
+	items, err := w.st.Claim(ctx, owner, []string{KindMessage}, 100, time.Minute)
+	if err != nil {
+		return
+	}
+	for _, it := range items {
+		w.c.messages.Work(ctx, owner, it)
+	}
 }
 
 // message builds an enrichment request as the platform sends it (the
@@ -173,7 +216,7 @@ func TestMessageIsEnrichedPushedAndReported(t *testing.T) {
 		return engine.Result{Kind: vt.KindIP, ID: r.ID, Found: true, Object: ipReport()}, nil
 	}
 	ip := map[string]any{"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--1f4f2c8a-6a4b-5d3e-9c2a-1b0c9e8d7f6a", "value": "198.51.100.7"}
-	if !w.c.handle(t.Context(), enrichMessage(t, "work-1", ip, "IPv4-Addr")) {
+	if !w.handle(t.Context(), enrichMessage(t, "work-1", ip, "IPv4-Addr")) {
 		t.Fatal("the message was not acknowledged")
 	}
 	if len(w.p.pushed) != 1 || !bytes.Contains(w.p.pushed[0], []byte(`"type":"note"`)) {
@@ -186,7 +229,7 @@ func TestMessageIsEnrichedPushedAndReported(t *testing.T) {
 
 func TestUnreadableMessageIsAcknowledgedAndNothingAsked(t *testing.T) {
 	w := newOctiWorld(t, nil)
-	if !w.c.handle(t.Context(), []byte(`{"internal":{"work_id":"w"},"event":`)) {
+	if !w.handle(t.Context(), []byte(`{"internal":{"work_id":"w"},"event":`)) {
 		t.Error("an unreadable message must be acknowledged (it can never be processed)")
 	}
 	if len(w.eng.calls) != 0 || len(w.p.pushed) != 0 {
@@ -198,7 +241,7 @@ func TestTLPAboveTheCeilingIsRefusedBeforeAnyLookup(t *testing.T) {
 	w := newOctiWorld(t, map[string]string{"VIRUSTOTAL_MAX_TLP": "TLP:GREEN"})
 	ip := map[string]any{"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--1f4f2c8a-6a4b-5d3e-9c2a-1b0c9e8d7f6a", "value": "198.51.100.7",
 		"object_marking_refs": []string{stix.TLPRed.MarkingID()}}
-	if !w.c.handle(t.Context(), enrichMessage(t, "work-red", ip, "IPv4-Addr")) {
+	if !w.handle(t.Context(), enrichMessage(t, "work-red", ip, "IPv4-Addr")) {
 		t.Fatal("not acknowledged")
 	}
 	if len(w.eng.calls) != 0 {
@@ -222,7 +265,7 @@ func TestUnseenArtifactIsUploadedParkedThenFinished(t *testing.T) {
 	w := newOctiWorld(t, map[string]string{"VIRUSTOTAL_UPLOAD_MODE": "private"})
 	w.p.files["artifact--4d2c1b0a-9e8f-5a7b-8c6d-5e4f3a2b1c0d"] = []byte("MZ payload")
 	w.eng.lookup = func(r engine.Request) (engine.Result, error) { return engine.Result{Kind: vt.KindFile, ID: r.ID}, nil }
-	if !w.c.handle(t.Context(), enrichMessage(t, "work-art", artifact(), "Artifact")) {
+	if !w.handle(t.Context(), enrichMessage(t, "work-art", artifact(), "Artifact")) {
 		t.Fatal("not acknowledged: an upload parked in the store must free the message")
 	}
 	if len(w.eng.uploaded) != 1 {
@@ -291,7 +334,7 @@ func TestUploadAboveTheUploadTLPIsReportedNotParked(t *testing.T) {
 	w := newOctiWorld(t, nil)
 	w.p.files["artifact--4d2c1b0a-9e8f-5a7b-8c6d-5e4f3a2b1c0d"] = []byte("MZ payload")
 	w.eng.lookup = func(r engine.Request) (engine.Result, error) { return engine.Result{Kind: vt.KindFile, ID: r.ID}, nil }
-	if !w.c.handle(t.Context(), enrichMessage(t, "work-amber", artifact(stix.TLPAmber.MarkingID()), "Artifact")) {
+	if !w.handle(t.Context(), enrichMessage(t, "work-amber", artifact(stix.TLPAmber.MarkingID()), "Artifact")) {
 		t.Fatal("not acknowledged")
 	}
 	if len(w.eng.uploaded) != 1 || w.eng.uploaded[0].Facts.TLP == nil || *w.eng.uploaded[0].Facts.TLP != stix.TLPAmber {
@@ -305,7 +348,7 @@ func TestUploadAboveTheUploadTLPIsReportedNotParked(t *testing.T) {
 	}
 }
 
-func TestStoppingMidMessageLeavesItUnacknowledged(t *testing.T) {
+func TestStoppingMidRequestHandsItBackToTheStore(t *testing.T) {
 	w := newOctiWorld(t, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	w.eng.lookup = func(engine.Request) (engine.Result, error) {
@@ -313,10 +356,14 @@ func TestStoppingMidMessageLeavesItUnacknowledged(t *testing.T) {
 		return engine.Result{}, context.Canceled
 	}
 	ip := map[string]any{"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--1f4f2c8a-6a4b-5d3e-9c2a-1b0c9e8d7f6a", "value": "198.51.100.7"}
-	if w.c.handle(ctx, enrichMessage(t, "work-stop", ip, "IPv4-Addr")) {
-		t.Error("a message interrupted by a shutdown was acknowledged: it would be lost")
+	if !w.handle(ctx, enrichMessage(t, "work-stop", ip, "IPv4-Addr")) {
+		t.Error("a parked message was not acknowledged")
 	}
 	if len(w.p.processed) != 0 {
 		t.Errorf("the work was reported: %+v", w.p.processed)
+	}
+	it, ok, err := w.st.GetItem(t.Context(), KindMessage, "work:work-stop")
+	if err != nil || !ok || it.State != store.StateQueued || it.Attempts != 0 {
+		t.Errorf("request %+v %v %v: want it handed back, ready, uncounted", it, ok, err)
 	}
 }

@@ -5,8 +5,15 @@
 // real OpenCTI 6.x platform accepts it exactly like the Python VirusTotal
 // connector.
 //
-// graphql.go talks to the platform, amqp.go to RabbitMQ, split.go cuts
-// bundles the way pycti does, and connector.go runs the loop. The rest turns
+// graphql.go talks to the platform, amqp.go to RabbitMQ (tlsfiles.go reads
+// the TLS material of pycti's settings), split.go cuts bundles the way pycti
+// does, and connector.go runs the loops. delivery.go parks every request in
+// the store before acknowledging it and works it from there (quota waits,
+// outages, redeliveries and poison messages never hold or stop a delivery);
+// listenapi.go is pycti's API listen protocol (an HTTP callback);
+// markings.go resolves every marking for the fail-closed TLP gate;
+// playbook.go answers playbook steps; sharing.go carries organisation
+// sharing onto the objects sent. The rest turns
 // a VirusTotal report into STIX 2.1 objects without any I/O:
 //
 //   - entity.go is the enriched entity and its accessors, parseentity.go

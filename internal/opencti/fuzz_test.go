@@ -73,7 +73,7 @@ func FuzzHandleMessage(f *testing.F) {
 		w.eng.lookup = func(r engine.Request) (engine.Result, error) {
 			return engine.Result{Kind: r.Kind, ID: r.ID}, nil
 		}
-		_ = w.c.handle(t.Context(), body)
+		_ = w.handle(t.Context(), body)
 		for _, c := range w.eng.calls {
 			if strings.HasPrefix(c, "lookup ") && strings.TrimPrefix(c, "lookup ") == "" {
 				t.Fatalf("an empty lookup was asked for %q", body)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vtconnector/vtconnector/internal/redirect"
+	"github.com/vtconnector/vtconnector/internal/stix"
 )
 
 // The GraphQL documents the connector sends. They are constants so that a
@@ -69,12 +70,26 @@ const (
 }`
 )
 
+const markingDefinitionQuery = `query MarkingDefinition($id: String!) {
+  markingDefinition(id: $id) { standard_id definition_type definition }
+}`
+
+const playbookStepExecutionMutation = `mutation PlaybookStepExecution($execution_id: ID!, $event_id: ID!, $execution_start: DateTime!, $data_instance_id: ID!, $playbook_id: ID!, $previous_step_id: ID!, $step_id: ID!, $previous_bundle: String!, $bundle: String!) {
+  playbookStepExecution(execution_id: $execution_id, event_id: $event_id, execution_start: $execution_start, data_instance_id: $data_instance_id, playbook_id: $playbook_id, previous_step_id: $previous_step_id, step_id: $step_id, previous_bundle: $previous_bundle, bundle: $bundle)
+}`
+
+const entityStixQuery = `query StixCoreObjectToStix($id: String!) {
+  stixCoreObject(id: $id) { toStix }
+}`
+
 // Documents lists every GraphQL document the connector can send.
 var Documents = map[string]string{
 	"about": aboutQuery, "register": registerMutation, "ping": pingMutation, "pingLegacy": pingMutationLegacy,
 	"toReceived": workToReceivedMutation, "toProcessed": workToProcessedMutation,
 	"addExpectations": workAddExpectationsMutation, "workPing": workPingMutation,
 	"bundlePush": bundlePushMutation, "artifactFiles": artifactFilesQuery,
+	"markingDefinition": markingDefinitionQuery, "playbookStepExecution": playbookStepExecutionMutation,
+	"entityStix": entityStixQuery,
 }
 
 // GraphQLError is an error the platform answered in the errors array.
@@ -232,6 +247,10 @@ type RegisterInput struct {
 	Auto, AutoUpdate     bool
 	EnrichmentResolution string
 	PlaybookCompatible   bool
+	OnlyContextual       bool
+	// ListenCallbackURI is where the platform's workers post requests
+	// (CONNECTOR_LISTEN_PROTOCOL=API); "" for AMQP.
+	ListenCallbackURI string
 }
 
 // Registration is the platform's answer to registerConnector.
@@ -289,7 +308,10 @@ func AtLeast(version, want string) bool {
 // Register registers the connector, sending only the input fields the
 // platform's version knows (an unknown field fails the whole mutation).
 func (p *Platform) Register(ctx context.Context, in RegisterInput, version string) (*Registration, error) {
-	input := map[string]any{"id": in.ID, "name": in.Name, "type": "INTERNAL_ENRICHMENT", "scope": in.Scope, "auto": in.Auto, "only_contextual": false}
+	input := map[string]any{"id": in.ID, "name": in.Name, "type": "INTERNAL_ENRICHMENT", "scope": in.Scope, "auto": in.Auto, "only_contextual": in.OnlyContextual}
+	if in.ListenCallbackURI != "" && AtLeast(version, "6.5.7") {
+		input["listen_callback_uri"] = in.ListenCallbackURI
+	}
 	if AtLeast(version, "5.11.0") {
 		input["playbook_compatible"] = in.PlaybookCompatible
 	}
@@ -416,4 +438,51 @@ func (p *Platform) DownloadFile(ctx context.Context, fileID string, w io.Writer,
 		return n, fmt.Errorf("opencti: download %s: larger than %d bytes", fileID, max)
 	}
 	return n, nil
+}
+
+// MarkingDefinition reads a marking definition by its id; nil when the
+// platform has none (or the connector's user may not see it).
+func (p *Platform) MarkingDefinition(ctx context.Context, id string) (*stix.Marking, error) {
+	var out struct {
+		Marking *stix.Marking `json:"markingDefinition"`
+	}
+	if err := p.do(ctx, "markingDefinition", markingDefinitionQuery, map[string]any{"id": id}, &out); err != nil {
+		return nil, err
+	}
+	return out.Marking, nil
+}
+
+// PlaybookStep is one playbookStepExecution: the step's ids, when its
+// message arrived, and the bundles before and after the connector.
+type PlaybookStep struct {
+	ExecutionID, EventID, DataInstanceID, PlaybookID, PreviousStepID, StepID string
+	ExecutionStart                                                           time.Time
+	PreviousBundle, Bundle                                                   string
+}
+
+// PlaybookStepExecution hands a playbook step's bundle back to the
+// platform's playbook engine.
+func (p *Platform) PlaybookStepExecution(ctx context.Context, s PlaybookStep) error {
+	return p.do(ctx, "playbookStepExecution", playbookStepExecutionMutation, map[string]any{
+		"execution_id": s.ExecutionID, "event_id": s.EventID, "execution_start": s.ExecutionStart.Format("2006-01-02T15:04:05.000Z"),
+		"data_instance_id": s.DataInstanceID, "playbook_id": s.PlaybookID, "previous_step_id": s.PreviousStepID,
+		"step_id": s.StepID, "previous_bundle": s.PreviousBundle, "bundle": s.Bundle,
+	}, nil)
+}
+
+// EntityStix reads an entity's STIX 2.1 export (what the platform sends as
+// stix_entity unless CONNECTOR_ENRICHMENT_RESOLUTION=deferred).
+func (p *Platform) EntityStix(ctx context.Context, id string) ([]byte, error) {
+	var out struct {
+		Object *struct {
+			ToStix *string `json:"toStix"`
+		} `json:"stixCoreObject"`
+	}
+	if err := p.do(ctx, "stixCoreObject", entityStixQuery, map[string]any{"id": id}, &out); err != nil {
+		return nil, err
+	}
+	if out.Object == nil || out.Object.ToStix == nil {
+		return nil, fmt.Errorf("opencti: Unable to read/access to the entity %s, please check that the connector permission", id)
+	}
+	return []byte(*out.Object.ToStix), nil
 }

@@ -179,3 +179,43 @@ func TLPAllowed(markings []Marking, maxTLP TLP) bool {
 	level, ok := EntityTLP(markings)
 	return ok && maxTLP.Valid() && level <= maxTLP
 }
+
+// ErrTLPBlocked is returned by CheckTLP when an entity may not be sent. Its
+// text is the original connector's work message, verbatim.
+var ErrTLPBlocked = errors.New("Do not send any data, TLP of the observable is greater than MAX TLP") //nolint:staticcheck,revive // the original's message
+
+// CheckTLP is the fail-closed gate: every marking must be resolved to its
+// definition (a Marking with a Definition, or the id of a fixed TLP
+// marking); a TLP marking above maxTLP, a TLP marking OpenCTI does not
+// know (e.g. "TLP:EX:CHIM") or a marking that is only an unknown id blocks,
+// whatever its place in the list. Markings of other types (PAP,
+// statements) do not count. The error wraps ErrTLPBlocked and says which
+// marking blocked and why.
+func CheckTLP(markings []Marking, maxTLP TLP) error {
+	if !maxTLP.Valid() {
+		return fmt.Errorf("%w: the maximum %s is not a TLP level", ErrTLPBlocked, maxTLP)
+	}
+	for _, m := range markings {
+		if m.Definition == "" && m.DefinitionType == "" {
+			if _, ok := TLPFromMarkingID(m.StandardID); !ok {
+				return fmt.Errorf("%w: the marking %s could not be resolved to its definition, so the entity is not sent", ErrTLPBlocked, m.StandardID)
+			}
+		}
+		level, known, isTLP := m.tlpMarking()
+		switch {
+		case !isTLP:
+		case !known:
+			return fmt.Errorf("%w: the entity is marked %q (%s), a TLP OpenCTI does not know", ErrTLPBlocked, m.Definition, m.StandardID)
+		case level > maxTLP:
+			return fmt.Errorf("%w: the entity is marked %s (%s) and VIRUSTOTAL_MAX_TLP is %s", ErrTLPBlocked, level, markingName(m), maxTLP)
+		}
+	}
+	return nil
+}
+
+func markingName(m Marking) string {
+	if m.StandardID == "" {
+		return m.Definition
+	}
+	return m.StandardID
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -203,5 +204,36 @@ func TestMarkingDefinitionTLP(t *testing.T) {
 		if got, ok := TLPMarkingDefinition(l).TLP(); !ok || got != l {
 			t.Errorf("TLPMarkingDefinition(%s).TLP() = %v, %v", l, got, ok)
 		}
+	}
+}
+
+func TestCheckTLPFailsClosed(t *testing.T) {
+	red := "marking-definition--0d7a1b2c-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+	tests := []struct {
+		name     string
+		markings []Marking
+		max      TLP
+		blocked  string // "" = allowed; else a text the reason must contain
+	}{
+		{"no marking is TLP:CLEAR", nil, TLPGreen, ""},
+		{"fixed TLP id at the ceiling", MarkingRefs([]string{TLPGreen.MarkingID()}), TLPGreen, ""},
+		{"fixed TLP id above the ceiling", MarkingRefs([]string{TLPRed.MarkingID()}), TLPAmber, "TLP:RED"},
+		{"an id nobody resolved blocks", MarkingRefs([]string{red}), TLPRed, "could not be resolved"},
+		{"a platform-created TLP:RED resolved blocks", []Marking{{StandardID: red, DefinitionType: "TLP", Definition: "TLP:RED"}}, TLPAmber, red},
+		{"the most restrictive wins, not the last", []Marking{{StandardID: red, DefinitionType: "TLP", Definition: "TLP:RED"}, {StandardID: TLPClear.MarkingID()}}, TLPAmber, "TLP:RED"},
+		{"an unknown TLP blocks", []Marking{{StandardID: red, DefinitionType: "TLP", Definition: "TLP:EX:CHIM"}}, TLPRed, "does not know"},
+		{"a PAP marking does not count", []Marking{{StandardID: red, DefinitionType: "PAP", Definition: "PAP:RED"}}, TLPClear, ""},
+		{"AMBER+STRICT is above AMBER", MarkingRefs([]string{TLPAmberStrict.MarkingID()}), TLPAmber, "AMBER+STRICT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckTLP(tt.markings, tt.max)
+			switch {
+			case tt.blocked == "" && err != nil:
+				t.Errorf("blocked: %v", err)
+			case tt.blocked != "" && (!errors.Is(err, ErrTLPBlocked) || !strings.Contains(err.Error(), tt.blocked)):
+				t.Errorf("error %v, want ErrTLPBlocked naming %q", err, tt.blocked)
+			}
+		})
 	}
 }

@@ -74,6 +74,11 @@ func (x *execution) registerConnector(args map[string]any) (any, error) {
 	if err := p.ensureConsumer(id); err != nil {
 		p.log.Error("worker cannot consume the push queue", "connector_id", id, "error", err)
 	}
+	if uri, ok := argString(input, "listen_callback_uri"); ok && uri != "" {
+		if err := p.ensureRelay(id, uri, x.token); err != nil {
+			p.log.Error("worker cannot relay the listen queue", "connector_id", id, "error", err)
+		}
+	}
 	return obj, nil
 }
 

@@ -40,6 +40,17 @@
 //     by the double itself, §9), upserts it into the knowledge it keeps
 //     ([Platform.Objects], [Platform.Writes]) and reports the expectation on
 //     the work. stixBundlePush (§7.5) enters the same path.
+//   - The API listen protocol (§5.5): for a connector that registered a
+//     listen_callback_uri the worker consumes listen_<id> and posts each
+//     message there with the registering token; anything but 202 requeues
+//     it ([Platform.SetRelayClient], [Platform.Callbacks]).
+//   - Playbook steps (§5.2c): [Platform.RunPlaybookStep] sends a
+//     playbook-compatible connector internal.playbook and event.bundle;
+//     playbookStepExecution records the answer ([Platform.WaitPlaybookStep]).
+//   - Markings created on the platform ([Platform.AddMarking]), resolved by
+//     markingDefinition(id) and exported in stix_objects; organisations
+//     ([Platform.AddOrganization]) entities are shared with
+//     (Entity.GrantedRefs, exported as granted_refs).
 //
 // Where the double deliberately differs from the platform (each is also
 // said where it happens): a work completes when processed == expected AND
@@ -58,8 +69,8 @@
 // [Platform.Documents] observe what the connector did.
 //
 // The package reads the clock only through Config.Now. It starts goroutines
-// only for RabbitMQ consumers (one per registered connector, started at its
-// registration) and in [ListenAndServe]; [Platform.Close] stops them all.
+// only for RabbitMQ consumers (one per registered connector, and one relay
+// per callback, started at its registration) and in [ListenAndServe]; [Platform.Close] stops them all.
 //
 // It imports no package of this module, internal/stix included, but
 // internal/httpserver (the server runner, which imports none): it

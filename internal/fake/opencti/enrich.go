@@ -72,7 +72,7 @@ func (p *Platform) enrich(ctx context.Context, connectorID, entityID, userID str
 		msg.Event.StixEntity = &s
 	}
 	if resolution == "stix_bundle" {
-		raw, _ := json.Marshal(e.stixObjects())
+		raw, _ := json.Marshal(e.stixObjects(p.markings))
 		s := string(raw)
 		msg.Event.StixObjects = &s
 	}
@@ -139,4 +139,25 @@ func (x *execution) stixBundlePush(args map[string]any) (any, error) {
 		return nil, invalid(err.Error())
 	}
 	return true, nil
+}
+
+// PublishRaw publishes body as is on connectorID's listen routing key: a
+// malformed or hostile message, as tests need them.
+func (p *Platform) PublishRaw(ctx context.Context, connectorID string, body []byte) error {
+	if err := p.publish(ctx, p.connectorExchange(), p.listenRouting(connectorID), body); err != nil {
+		return fmt.Errorf("fakeocti: publish to %s: %w", connectorID, err)
+	}
+	return nil
+}
+
+// AddWork creates a "Manual enrichment" work of connectorID for entityID
+// without sending any message (tests then publish their own with
+// PublishRaw).
+func (p *Platform) AddWork(connectorID, entityID string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.connectors[connectorID] == nil {
+		return "", fmt.Errorf("fakeocti: add work for %s: %w", connectorID, ErrUnknownConnector)
+	}
+	return p.newWorkLocked(connectorID, "Manual enrichment", adminUserID, entityID, false).ID, nil
 }

@@ -46,6 +46,9 @@ type Entity struct {
 	// Markings are marking-definition ids, or TLP names ("TLP:AMBER"),
 	// which stand for the fixed TLP ids.
 	Markings []string
+	// GrantedRefs are the organisations (identity ids) the entity is
+	// shared with, exported as granted_refs in its OpenCTI extension.
+	GrantedRefs []string
 	// Score is x_opencti_score, nil for none.
 	Score       *int
 	Labels      []string
@@ -159,6 +162,7 @@ func (p *Platform) AddEntity(e Entity) string {
 		ent = &entity{Entity: e, standardID: id, internalID: internalIDFor(id), createdAt: now}
 		ent.ImportFiles = nil
 		ent.Labels = nil
+		ent.GrantedRefs = nil
 		ent.Markings = nil
 		p.entities[id] = ent
 		p.entOrder = append(p.entOrder, id)
@@ -176,6 +180,7 @@ func (p *Platform) AddEntity(e Entity) string {
 	}
 	ent.updatedAt = now
 	ent.Labels = union(ent.Labels, e.Labels)
+	ent.GrantedRefs = union(ent.GrantedRefs, e.GrantedRefs)
 	ent.Markings = union(ent.Markings, e.Markings)
 	for _, f := range e.ImportFiles {
 		sf := &storedFile{
@@ -296,6 +301,7 @@ func (e *entity) toStix() map[string]any {
 		"updated_at":     ts(e.updatedAt),
 		"is_inferred":    false,
 		"creator_ids":    []any{adminUserID},
+		"granted_refs":   stringList(e.GrantedRefs),
 	}
 	obj := map[string]any{
 		"id":                  e.standardID,
@@ -361,9 +367,13 @@ func (e *entity) toStix() map[string]any {
 
 // stixObjects is the platform's bundle of the entity with its dependencies
 // (stixBundleByIdStringify): the entity, then its marking definitions.
-func (e *entity) stixObjects() []any {
+func (e *entity) stixObjects(custom map[string]Marking) []any {
 	out := []any{e.toStix()}
 	for _, m := range e.Markings {
+		if c, ok := custom[m]; ok {
+			out = append(out, c.stixObject(m))
+			continue
+		}
 		if t, ok := tlpByMarkingID[m]; ok {
 			obj := t.stixObject()
 			obj["extensions"] = map[string]any{extensionSDO: map[string]any{

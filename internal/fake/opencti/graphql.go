@@ -195,7 +195,9 @@ func (p *Platform) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	if len(req.Variables) > 0 && !bytes.Equal(bytes.TrimSpace(req.Variables), []byte("null")) {
 		rec.Variables = req.Variables
 	}
-	data, hasData, errs := p.runGraphQL(r.Context(), &req, userID, &rec)
+	_, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	ctx := context.WithValue(r.Context(), tokenKey{}, strings.TrimSpace(token))
+	data, hasData, errs := p.runGraphQL(ctx, &req, userID, &rec)
 	for _, e := range errs {
 		rec.Errors = append(rec.Errors, e.Message)
 	}
@@ -293,7 +295,8 @@ func (p *Platform) runGraphQL(ctx context.Context, req *graphQLRequest, userID s
 	} else {
 		vars, _ = plain(rawVars).(map[string]any)
 	}
-	x := &execution{p: p, ctx: ctx, doc: doc, vars: vars, userID: userID}
+	token, _ := ctx.Value(tokenKey{}).(string)
+	x := &execution{p: p, ctx: ctx, doc: doc, vars: vars, userID: userID, token: token}
 	data := x.run(op)
 	return data, true, x.errors
 }
@@ -431,8 +434,12 @@ type execution struct {
 	doc    *ast.QueryDocument
 	vars   map[string]any
 	userID string
+	token  string // the caller's bearer token
 	errors []respError
 }
+
+// tokenKey carries the caller's token to the execution.
+type tokenKey struct{}
 
 // run executes op: root fields one after the other, as graphql-js does
 // for mutations (and, the resolvers being synchronous, for queries).

@@ -72,7 +72,7 @@ func (p *Platform) entityObjectLocked(e *entity) gqlObject {
 	sid := e.standardID
 	markings := []any{}
 	for _, m := range e.Markings {
-		markings = append(markings, markingObject(m))
+		markings = append(markings, p.markingObjectLocked(m))
 	}
 	labels := []any{}
 	for _, l := range e.Labels {
@@ -187,7 +187,7 @@ func connection(typename string, edges []any) gqlObject {
 }
 
 // markingObject is the GraphQL MarkingDefinition of a marking id.
-func markingObject(id string) gqlObject {
+func (p *Platform) markingObjectLocked(id string) gqlObject {
 	created := tlpCreated
 	f := map[string]any{
 		"id": uuidV5(openctiNamespace, id), "standard_id": id, "entity_type": "Marking-Definition",
@@ -202,6 +202,12 @@ func markingObject(id string) gqlObject {
 		f["x_opencti_order"] = t.order
 		f["x_opencti_color"] = t.color
 		f["representative"] = gqlObject{typename: "Representative", fields: map[string]any{"main": t.name}}
+	}
+	if m, ok := p.markings[id]; ok {
+		f["definition_type"] = m.DefinitionType
+		f["definition"] = m.Definition
+		f["x_opencti_order"] = m.Order
+		f["representative"] = gqlObject{typename: "Representative", fields: map[string]any{"main": m.Definition}}
 	}
 	return gqlObject{typename: "MarkingDefinition", fields: f}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -95,22 +96,26 @@ type Platform struct {
 
 	wg sync.WaitGroup
 
-	mu         sync.Mutex
-	closed     bool
-	changed    chan struct{}
-	connectors map[string]*connector
-	connOrder  []string
-	consumers  map[string]*consumer
-	works      map[string]*work
-	workOrder  []string
-	entities   map[string]*entity // by standard id
-	entOrder   []string
-	internal   map[string]string // internal id → standard id
-	files      map[string]*storedFile
-	objects    map[string]json.RawMessage
-	aliases    map[string]string // accepted non-standard ids → their standard id
-	writes     map[string]int
-	docs       []RecordedDocument
+	mu           sync.Mutex
+	closed       bool
+	changed      chan struct{}
+	connectors   map[string]*connector
+	connOrder    []string
+	consumers    map[string]*consumer
+	works        map[string]*work
+	workOrder    []string
+	entities     map[string]*entity // by standard id
+	markings     map[string]Marking // markings created on the platform, by standard id
+	playbookRuns []PlaybookExecution
+	relayClient  *http.Client
+	callbacks    int
+	entOrder     []string
+	internal     map[string]string // internal id → standard id
+	files        map[string]*storedFile
+	objects      map[string]json.RawMessage
+	aliases      map[string]string // accepted non-standard ids → their standard id
+	writes       map[string]int
+	docs         []RecordedDocument
 }
 
 // New connects to RabbitMQ with cfg.AMQPURL, declares the platform's
@@ -128,21 +133,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Platform, error) {
 		return nil, fmt.Errorf("fakeocti: new: parse AMQPURL: %w", err)
 	}
 	p := &Platform{
-		cfg:        cfg,
-		log:        log,
-		now:        cfg.Now,
-		version:    cfg.Version,
-		public:     publicConnection(cfg.AMQPPublic, uri),
-		changed:    make(chan struct{}),
-		connectors: map[string]*connector{},
-		consumers:  map[string]*consumer{},
-		works:      map[string]*work{},
-		entities:   map[string]*entity{},
-		internal:   map[string]string{},
-		files:      map[string]*storedFile{},
-		objects:    map[string]json.RawMessage{},
-		aliases:    map[string]string{},
-		writes:     map[string]int{},
+		cfg:         cfg,
+		log:         log,
+		now:         cfg.Now,
+		version:     cfg.Version,
+		public:      publicConnection(cfg.AMQPPublic, uri),
+		changed:     make(chan struct{}),
+		connectors:  map[string]*connector{},
+		consumers:   map[string]*consumer{},
+		works:       map[string]*work{},
+		entities:    map[string]*entity{},
+		markings:    map[string]Marking{},
+		relayClient: &http.Client{Timeout: 300 * time.Second},
+		internal:    map[string]string{},
+		files:       map[string]*storedFile{},
+		objects:     map[string]json.RawMessage{},
+		aliases:     map[string]string{},
+		writes:      map[string]int{},
 	}
 	if p.now == nil {
 		p.now = time.Now

@@ -14,15 +14,16 @@ type rootResolver func(x *execution, args map[string]any) (any, error)
 func rootFields(op ast.Operation) map[string]rootResolver {
 	if op == ast.Mutation {
 		return map[string]rootResolver{
-			"registerConnector":   (*execution).registerConnector,
-			"pingConnector":       (*execution).pingConnector,
-			"resetStateConnector": (*execution).resetStateConnector,
-			"deleteConnector":     (*execution).deleteConnector,
-			"workAdd":             (*execution).workAdd,
-			"workEdit":            (*execution).workEdit,
-			"workDelete":          (*execution).workDelete,
-			"stixBundlePush":      (*execution).stixBundlePush,
-			"stixCoreObjectEdit":  (*execution).stixCoreObjectEdit,
+			"registerConnector":     (*execution).registerConnector,
+			"pingConnector":         (*execution).pingConnector,
+			"resetStateConnector":   (*execution).resetStateConnector,
+			"deleteConnector":       (*execution).deleteConnector,
+			"workAdd":               (*execution).workAdd,
+			"workEdit":              (*execution).workEdit,
+			"workDelete":            (*execution).workDelete,
+			"stixBundlePush":        (*execution).stixBundlePush,
+			"stixCoreObjectEdit":    (*execution).stixCoreObjectEdit,
+			"playbookStepExecution": (*execution).playbookStepExecution,
 		}
 	}
 	return map[string]rootResolver{
@@ -35,6 +36,7 @@ func rootFields(op ast.Operation) map[string]rootResolver {
 		"stixCoreObject":      (*execution).stixCoreObject,
 		"stixCyberObservable": (*execution).stixCyberObservable,
 		"indicator":           (*execution).indicator,
+		"markingDefinition":   (*execution).markingDefinition,
 	}
 }
 
