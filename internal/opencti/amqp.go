@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/vtconnector/vtconnector/internal/config"
+	"github.com/vtconnector/vtconnector/internal/redact"
 )
 
 // Broker is how the connector reaches RabbitMQ: the address the platform
@@ -46,13 +47,7 @@ func (b Broker) url() string {
 }
 
 // Redacted is the broker's address without its password, for logs.
-func (b Broker) Redacted() string {
-	u, err := url.Parse(b.url())
-	if err != nil {
-		return "(unparsable broker URL)"
-	}
-	return u.Redacted()
-}
+func (b Broker) Redacted() string { return redact.Secrets(redact.DSN(b.url()), b.Pass) }
 
 func (b Broker) dial() (*amqp.Connection, error) {
 	cfg := amqp.Config{Heartbeat: 10 * time.Second, Locale: "en_US", Properties: amqp.Table{"connection_name": "vtconnector"}}
@@ -69,7 +64,8 @@ func (b Broker) dial() (*amqp.Connection, error) {
 	}
 	c, err := amqp.DialConfig(b.url(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("opencti: connect to RabbitMQ %s: %w", b.Redacted(), err)
+		// The library may quote the URL it was given, password included.
+		return nil, fmt.Errorf("opencti: connect to RabbitMQ %s: %w", b.Redacted(), redact.Error(err, b.Pass))
 	}
 	return c, nil
 }

@@ -32,6 +32,10 @@ import (
 	"github.com/vtconnector/vtconnector/internal/worker"
 )
 
+// MaxIndicatorObservables bounds the lookups one Indicator costs: a pattern
+// naming thousands of observables must not drain the key's quota.
+const MaxIndicatorObservables = 25
+
 // KindPending is the store queue kind of enrichments waiting for a
 // VirusTotal analysis (an uploaded artifact, a submitted URL).
 const KindPending = "octi.analysis"
@@ -585,6 +589,11 @@ func (c *Connector) enrichIndicator(ctx context.Context, ind Entity) ([]json.Raw
 	obs, err := IndicatorObservables(ind)
 	if err != nil {
 		return nil, err
+	}
+	if len(obs) > MaxIndicatorObservables {
+		c.log.Warn("indicator names more observables than are looked up; the rest are skipped",
+			"indicator", ind.ID, "observables", len(obs), "max", MaxIndicatorObservables)
+		obs = obs[:MaxIndicatorObservables]
 	}
 	cur := ind
 	var objects []json.RawMessage

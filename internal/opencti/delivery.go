@@ -62,6 +62,10 @@ func messageKey(m *message, body []byte, now time.Time) string {
 // if any, is reported failed). It may not when the store could not take
 // it within the delivery bound: RabbitMQ then delivers it again.
 func (c *Connector) receive(ctx context.Context, body []byte) (ack bool) {
+	if len(body) > MaxMessageSize {
+		c.log.Error("enrichment message too large; dropped before decoding", "bytes", len(body), "max", MaxMessageSize)
+		return true
+	}
 	m, err := parseMessage(body)
 	if err != nil {
 		c.log.Error("enrichment message unreadable; dropped", "error", err, "bytes", len(body))
@@ -103,6 +107,20 @@ func (c *Connector) receive(ctx context.Context, body []byte) (ack bool) {
 	}
 	c.messages.Wake()
 	return true
+}
+
+// MaxMessageSize is the largest enrichment message read (from RabbitMQ or
+// the API listen protocol): a larger one is dropped before it is decoded.
+const MaxMessageSize = 32 << 20
+
+// metricEntityType is the entity type as a metric label and status-page
+// key: one of the types the connector knows, else "other", so that a
+// hostile message cannot create unbounded series.
+func metricEntityType(t string) string {
+	if _, ok := stixTypes[t]; ok {
+		return t
+	}
+	return "other"
 }
 
 // parseMessage decodes a request; m is returned, when it could be read at
@@ -153,7 +171,7 @@ func (c *Connector) work(ctx context.Context, it store.Item) (out store.Outcome)
 	outcome := "ok"
 	defer func() {
 		if c.d.Obs != nil {
-			c.d.Obs.Enrichment(m.Event.EntityType, outcome, time.Since(began))
+			c.d.Obs.Enrichment(metricEntityType(m.Event.EntityType), outcome, time.Since(began))
 		}
 	}()
 	if errors.Is(err, errDeferred) {

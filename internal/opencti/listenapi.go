@@ -23,7 +23,7 @@ import (
 // requeue the message.
 
 // MaxCallbackBody is the largest request the callback server reads.
-const MaxCallbackBody = 32 << 20
+const MaxCallbackBody = MaxMessageSize
 
 // callbackHandler serves the callback path.
 func (c *Connector) callbackHandler() http.Handler {
