@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -106,7 +107,20 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 	for _, h := range cfg.CustomHeaders {
 		headers[h.Name] = h.Value.Reveal()
 	}
-	platform := opencti.NewPlatform(cfg.URL, cfg.Token.Reveal(), cfg.SSLVerify, headers)
+	platform, err := opencti.NewPlatformCA(cfg.URL, cfg.Token.Reveal(), cfg.SSLVerify, cfg.SSLCAFile, headers)
+	if err != nil {
+		return usageError{fmt.Errorf("OPENCTI_SSL_VERIFY: %w", err)}
+	}
+	if strings.HasPrefix(strings.ToLower(cfg.URL), "https://") && !cfg.SSLVerify {
+		msg := "the OpenCTI platform's TLS certificate is NOT verified (OPENCTI_SSL_VERIFY=false, pycti's default): anyone on the path can read OPENCTI_TOKEN; set OPENCTI_SSL_VERIFY=true, or to the path of your CA bundle"
+		log.Warn("*** " + msg + " ***")
+		o.Note("tls_unverified", msg)
+	}
+	if cfg.MQ.UseSSL != nil && *cfg.MQ.UseSSL && !cfg.MQ.SSLRejectUnauthorized {
+		msg := "the RabbitMQ broker's TLS certificate is NOT verified (MQ_USE_SSL_REJECT_UNAUTHORIZED=false, pycti's default); set it to true, with MQ_USE_SSL_CA for a private CA"
+		log.Warn("*** " + msg + " ***")
+		o.Note("mq_tls_unverified", msg)
+	}
 	if e.transport != nil {
 		platform.WithHTTPClient(e.httpClient())
 	}

@@ -25,7 +25,8 @@ type OpenCTI struct {
 	// Platform (opencti.*).
 	URL           string   // OPENCTI_URL, without trailing slash
 	Token         Secret   // OPENCTI_TOKEN
-	SSLVerify     bool     // OPENCTI_SSL_VERIFY
+	SSLVerify     bool     // OPENCTI_SSL_VERIFY (true, false, or a CA bundle's path)
+	SSLCAFile     string   // OPENCTI_SSL_VERIFY given as a CA bundle's path (pycti passes it to requests' verify)
 	JSONLogging   bool     // OPENCTI_JSON_LOGGING
 	CustomHeaders []Header // OPENCTI_CUSTOM_HEADERS
 
@@ -557,8 +558,27 @@ func ociFields(env map[string]string) []field[OpenCTI] {
 			func(c *C) *string { return &c.URL }),
 		tokenField(req(o("OPENCTI_TOKEN", "API token of the OpenCTI user the connector acts as.")), placeholder,
 			func(c *C) *Secret { return &c.Token }),
-		boolField(d(o("OPENCTI_SSL_VERIFY", "Verify the platform's TLS certificate."), "false"),
-			func(c *C) *bool { return &c.SSLVerify }),
+		field[C]{
+			Option: d(o("OPENCTI_SSL_VERIFY", "Verify the platform's TLS certificate: true, false (pycti's default; a warning is logged for an https platform), or the path of a PEM CA bundle to verify it against (as pycti, which hands the value to requests)."), "false"),
+			set: func(c *C, in *input) error {
+				if b, err := parseBool(in.text); err == nil {
+					c.SSLVerify, c.SSLCAFile = b, ""
+					return nil
+				}
+				path := strings.TrimSpace(in.text)
+				if st, err := os.Stat(path); err != nil || st.IsDir() {
+					return errors.New("not a boolean, nor the path of a CA bundle file")
+				}
+				c.SSLVerify, c.SSLCAFile = true, path
+				return nil
+			},
+			get: func(c *C) string {
+				if c.SSLCAFile != "" {
+					return c.SSLCAFile
+				}
+				return formatBool(c.SSLVerify)
+			},
+		},
 		boolField(d(o("OPENCTI_JSON_LOGGING", "Log JSON lines rather than text."), "true"),
 			func(c *C) *bool { return &c.JSONLogging }),
 		{

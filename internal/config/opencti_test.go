@@ -826,3 +826,34 @@ func TestCredentialsInURLsNeverShow(t *testing.T) {
 		t.Errorf("error %v: want a refusal that does not show the password", err)
 	}
 }
+
+func TestOpenCTISSLVerifyTakesABooleanOrACABundle(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		value  string
+		verify bool
+		ca     string
+		bad    bool
+	}{
+		{"true", true, "", false}, {"false", false, "", false}, {ca, true, ca, false}, {"/no/such/ca.pem", false, "", true},
+	} {
+		c, _, err := ParseOpenCTI(with(requiredEnv(), "OPENCTI_SSL_VERIFY", tc.value), nil, "")
+		if tc.bad {
+			if err == nil || !strings.Contains(err.Error(), "OPENCTI_SSL_VERIFY") {
+				t.Errorf("%s: error %v, want one naming OPENCTI_SSL_VERIFY", tc.value, err)
+			}
+			continue
+		}
+		if err != nil || c.SSLVerify != tc.verify || c.SSLCAFile != tc.ca {
+			t.Errorf("%s: verify %v, CA %q, error %v", tc.value, c != nil && c.SSLVerify, func() string {
+				if c == nil {
+					return ""
+				}
+				return c.SSLCAFile
+			}(), err)
+		}
+	}
+}

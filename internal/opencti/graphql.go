@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -123,11 +125,30 @@ type Platform struct {
 // NewPlatform returns a client for the platform at baseURL (…/graphql is
 // appended). sslVerify false accepts any certificate, pycti's default.
 func NewPlatform(baseURL, token string, sslVerify bool, headers map[string]string) *Platform {
+	p, _ := NewPlatformCA(baseURL, token, sslVerify, "", headers)
+	return p
+}
+
+// NewPlatformCA is NewPlatform verifying the platform's certificate
+// against the PEM bundle caFile when it is set (OPENCTI_SSL_VERIFY given
+// as a path, as pycti allows).
+func NewPlatformCA(baseURL, token string, sslVerify bool, caFile string, headers map[string]string) (*Platform, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if !sslVerify {
+	switch {
+	case caFile != "":
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("opencti: CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("opencti: CA bundle %s: no PEM certificate in it", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	case !sslVerify:
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // OPENCTI_SSL_VERIFY=false, pycti's default
 	}
-	return &Platform{base: strings.TrimRight(baseURL, "/"), token: token, hc: redirect.Guard(&http.Client{Transport: tr, Timeout: 300 * time.Second}, customHeaderNames(headers)...), headers: headers}
+	return &Platform{base: strings.TrimRight(baseURL, "/"), token: token, hc: redirect.Guard(&http.Client{Transport: tr, Timeout: 300 * time.Second}, customHeaderNames(headers)...), headers: headers}, nil
 }
 
 // WithHTTPClient replaces the HTTP client (tests).
