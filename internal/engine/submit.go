@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ type SubmitAPI interface {
 	PrivateFile(ctx context.Context, sha256 string) (*vt.Object, error)
 	PrivateURL(ctx context.Context, id string) (*vt.Object, error)
 	YARARuleset(ctx context.Context, id string) (*vt.Object, error)
+	URLServingIP(ctx context.Context, id string) (string, error)
 }
 
 // Mode is where a submission goes.
@@ -313,4 +315,41 @@ func (e *Engine) YARARuleset(ctx context.Context, id string, co CallOptions) (*v
 	o = v.(*vt.Object)
 	e.store(ctx, Entry{Kind: yaraKind, ID: id, Found: true, Data: o.Raw, FetchedAt: time.Now(), Object: o})
 	return o, nil
+}
+
+// servingKind is the cache kind of URLs' last serving IP addresses.
+const servingKind vt.Kind = "url_serving_ip"
+
+// URLServingIP returns the IP address that last served the URL whose
+// VirusTotal id is urlID ("" when none is on record): from the cache when
+// fresh, else one paced request.
+func (e *Engine) URLServingIP(ctx context.Context, urlID string, co CallOptions) (string, error) {
+	sub, err := e.submitter()
+	if err != nil {
+		return "", err
+	}
+	if e.cache != nil {
+		if ent, ok, err := e.cache.Get(ctx, servingKind, urlID); err == nil && ok && time.Since(ent.FetchedAt) < e.opt.MaxAge {
+			var ip string
+			if json.Unmarshal(ent.Data, &ip) == nil {
+				return ip, nil
+			}
+		}
+	}
+	co.Endpoint = "GET /urls/{id}/last_serving_ip_address"
+	var ip string
+	err = e.Do(ctx, co, func(ctx context.Context) error {
+		var err error
+		ip, err = sub.URLServingIP(ctx, urlID)
+		return err
+	})
+	if errors.Is(err, vt.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("engine: serving IP of URL %s: %w", urlID, err)
+	}
+	data, _ := json.Marshal(ip)
+	e.store(ctx, Entry{Kind: servingKind, ID: urlID, Found: true, Data: data, FetchedAt: time.Now()})
+	return ip, nil
 }

@@ -320,3 +320,30 @@ func TestPrivateUploadRefusedByTheServerDoesNotFallBack(t *testing.T) {
 		}
 	})
 }
+
+func TestURLServingIPIsReadOnceThenCached(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sim := fakevt.New(fakevt.Config{UnknownPercent: -1})
+		eng, _ := newSubmitEngine(t, sim, engine.Options{})
+		res, err := eng.Lookup(t.Context(), engine.Request{Kind: vt.KindURL, ID: "http://served.example/page"})
+		if err != nil || !res.Found {
+			t.Fatalf("lookup: %v %+v", err, res)
+		}
+		ip, err := eng.URLServingIP(t.Context(), res.Object.ID, engine.CallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := eng.URLServingIP(t.Context(), res.Object.ID, engine.CallOptions{})
+		if err != nil || again != ip {
+			t.Fatalf("second read %q (%v), first %q", again, err, ip)
+		}
+		if ip != "" {
+			if _, err := vt.NormalizeIP(ip); err != nil {
+				t.Errorf("serving IP %q is not an address", ip)
+			}
+		}
+		if n := sim.Stats().ByEndpoint["GET /urls/{id}/last_serving_ip_address"]; n != 1 {
+			t.Errorf("%d requests for the serving IP, want 1 (then the cache)", n)
+		}
+	})
+}

@@ -66,6 +66,7 @@ type verdictSource interface {
 	SubmitURL(ctx context.Context, rawURL string, mode engine.Mode, f engine.UploadFacts, co engine.CallOptions) (engine.Submission, error)
 	Collect(ctx context.Context, s *engine.Submission, co engine.CallOptions) (engine.Collected, error)
 	YARARuleset(ctx context.Context, id string, co engine.CallOptions) (*vt.Object, error)
+	URLServingIP(ctx context.Context, urlID string, co engine.CallOptions) (string, error)
 }
 
 // workStore is the part of the store the connector parks work in.
@@ -563,7 +564,8 @@ func (c *Connector) enrichObservable(ctx context.Context, ent Entity, markings [
 		}
 		return nil, fmt.Errorf("%s %q not found on VirusTotal", kindName(lk.Kind), lk.ID)
 	}
-	out, err := Build(Input{Entity: ent, Report: res.Object, Rulesets: c.rulesets(ctx, res.Object), Author: c.author, Now: time.Now().UTC(), Opts: c.opts})
+	out, err := Build(Input{Entity: ent, Report: res.Object, Rulesets: c.rulesets(ctx, res.Object), Author: c.author, Now: time.Now().UTC(), Opts: c.opts,
+		ServingIP: c.servingIP(ctx, ent, res.Object)})
 	if err != nil {
 		return nil, err
 	}
@@ -571,6 +573,21 @@ func (c *Connector) enrichObservable(ctx context.Context, ent Entity, markings [
 		c.log.Info("enrichment note", "entity", ent.ID, "warning", w)
 	}
 	return out.Objects, nil
+}
+
+// servingIP is the "Serving IP Address" of a URL's attributes note: one
+// more paced request (cached), asked only when the note shows it — the
+// original asked it for every URL, shown or not.
+func (c *Connector) servingIP(ctx context.Context, ent Entity, o *vt.Object) string {
+	if ent.Type != TypeURL || !c.opts.IncludeAttributesInNote || o == nil || o.Private || o.ID == "" {
+		return ""
+	}
+	ip, err := c.d.Engine.URLServingIP(ctx, o.ID, c.co())
+	if err != nil {
+		c.log.Warn("the URL's serving IP address was not read; the note says N/A", "url", ent.Value(), "error", err)
+		return ""
+	}
+	return ip
 }
 
 func kindName(k vt.Kind) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -131,6 +132,13 @@ func (f *fakeVerdicts) Collect(_ context.Context, s *engine.Submission, _ engine
 	f.mu.Unlock()
 	return f.collect(s)
 }
+func (f *fakeVerdicts) URLServingIP(_ context.Context, id string, _ engine.CallOptions) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "serving "+id)
+	return "203.0.113.80", nil
+}
+
 func (f *fakeVerdicts) YARARuleset(context.Context, string, engine.CallOptions) (*vt.Object, error) {
 	return nil, fmt.Errorf("no rulesets here: %w", vt.ErrNotFound)
 }
@@ -365,5 +373,28 @@ func TestStoppingMidRequestHandsItBackToTheStore(t *testing.T) {
 	it, ok, err := w.st.GetItem(t.Context(), KindMessage, "work:work-stop")
 	if err != nil || !ok || it.State != store.StateQueued || it.Attempts != 0 {
 		t.Errorf("request %+v %v %v: want it handed back, ready, uncounted", it, ok, err)
+	}
+}
+
+func TestURLNoteShowsTheServingIPWhenAttributesAreIncluded(t *testing.T) {
+	for _, include := range []bool{false, true} {
+		t.Run(fmt.Sprint("attributes=", include), func(t *testing.T) {
+			w := newOctiWorld(t, map[string]string{"VIRUSTOTAL_INCLUDE_ATTRIBUTES_IN_NOTE": fmt.Sprint(include)})
+			sha := strings.Repeat("ab", 32)
+			w.eng.lookup = func(r engine.Request) (engine.Result, error) {
+				o := &vt.Object{Type: "url", ID: sha, Raw: json.RawMessage(`{"type":"url","id":"` + sha + `","attributes":{"last_analysis_stats":{"malicious":1,"harmless":60},"last_final_url":"http://x.example/"}}`),
+					Attributes: vt.Attributes{LastAnalysisStats: &vt.Stats{Malicious: 1, Harmless: 60}, LastFinalURL: "http://x.example/"}}
+				return engine.Result{Kind: vt.KindURL, ID: r.ID, Found: true, Object: o}, nil
+			}
+			u := map[string]any{"type": "url", "spec_version": "2.1", "id": "url--1f4f2c8a-6a4b-5d3e-9c2a-1b0c9e8d7f6a", "value": "http://x.example/"}
+			if !w.handle(t.Context(), enrichMessage(t, "w-url", u, "Url")) {
+				t.Fatal("not acknowledged")
+			}
+			asked := slices.Contains(w.eng.calls, "serving "+sha)
+			shown := len(w.p.pushed) == 1 && bytes.Contains(w.p.pushed[0], []byte("203.0.113.80"))
+			if asked != include || shown != include {
+				t.Errorf("serving IP asked %v, shown %v; want both %v (one request only when the note shows it)", asked, shown, include)
+			}
+		})
 	}
 }

@@ -278,6 +278,35 @@ func (c *Client) URLByID(ctx context.Context, id string) (*Object, error) {
 	return c.getObject(ctx, "urls/"+url.PathEscape(id))
 }
 
+// URLServingIP returns the IP address that last served a URL (GET
+// /urls/{id}/last_serving_ip_address), "" when VirusTotal has none.
+func (c *Client) URLServingIP(ctx context.Context, id string) (string, error) {
+	if id == "" {
+		return "", fmt.Errorf("vt: url serving ip: %w: empty identifier", ErrBadRequest)
+	}
+	path := "urls/" + url.PathEscape(id) + "/last_serving_ip_address"
+	body, err := c.do(ctx, http.MethodGet, path, c.endpoint(path, nil), nil, "", -1, true)
+	if err != nil {
+		return "", err
+	}
+	var env struct {
+		Data *struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := tolerant(json.Unmarshal(body, &env)); err != nil {
+		return "", fmt.Errorf("vt: GET %s: %w: answer is not JSON: %w", path, ErrTransient, err)
+	}
+	if env.Data == nil {
+		return "", nil
+	}
+	ip, err := NormalizeIP(env.Data.ID)
+	if err != nil {
+		return "", nil // not an address: nothing usable on record
+	}
+	return ip, nil
+}
+
 // YARARuleset returns a crowdsourced YARA ruleset (name, rules, source).
 func (c *Client) YARARuleset(ctx context.Context, id string) (*Object, error) {
 	if id == "" {

@@ -253,6 +253,7 @@ func (s *Server) buildRoutes() []route {
 		{http.MethodPost, "urls", s.handleSubmitURL},
 		{http.MethodGet, "urls/{id}", s.handleGetURL},
 		{http.MethodPost, "urls/{id}/analyse", s.handleRescanURL},
+		{http.MethodGet, "urls/{id}/last_serving_ip_address", s.handleURLServingIP},
 		{http.MethodGet, "ip_addresses/{ip}", s.handleGetIP},
 		{http.MethodGet, "ip_addresses/{ip}/resolutions", s.handleIPResolutions},
 		{http.MethodGet, "domains/{domain}", s.handleGetDomain},
@@ -330,8 +331,8 @@ func (s *Server) matchAPI(method, escapedPath string) match {
 	}
 	// Standard base64 URL ids may contain '/': fold them back into one id.
 	if len(segs) > 2 && segs[0] == "urls" {
-		if segs[len(segs)-1] == "analyse" {
-			segs = []string{"urls", strings.Join(segs[1:len(segs)-1], "/"), "analyse"}
+		if last := segs[len(segs)-1]; last == "analyse" || last == "last_serving_ip_address" {
+			segs = []string{"urls", strings.Join(segs[1:len(segs)-1], "/"), last}
 		} else {
 			segs = []string{"urls", strings.Join(segs[1:], "/")}
 		}
