@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -167,6 +168,12 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 		return usageError{errors.Join(problems...)}
 	}
 
+	if e.getenv("GOMEMLIMIT") == "" {
+		// Hold the heap close to what the lookups need (the cache, the
+		// reorder window): the garbage of a million answers is collected
+		// before it adds up.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(lookupMemoryLimit))
+	}
 	src := newQueries(e.stdin, args, f.files)
 	defer src.close()
 	if _, ok := src.peek(cmd.Context()); !ok {
@@ -240,6 +247,11 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 	}
 	return t.summarize(e.stderr)
 }
+
+// lookupMemoryLimit is lookup's soft memory limit (runtime/debug)
+// unless GOMEMLIMIT sets one: well above the in-memory cache
+// (engine.DefaultMemCacheBytes) and the reorder window.
+const lookupMemoryLimit = 48 << 20
 
 // maxListedFailures bounds the failed queries listed at the end (and
 // kept in memory until then); their lines in the output carry the error.

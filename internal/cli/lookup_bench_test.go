@@ -95,8 +95,17 @@ func bareClientMain(base string) int {
 }
 
 // childProfile writes a CPU profile of a child process to the file
-// $VTC_CHILD_CPUPROFILE, when set (for looking into a benchmark's child).
+// $VTC_CHILD_CPUPROFILE, and a heap profile at its end to
+// $VTC_CHILD_MEMPROFILE, when set (for looking into a benchmark's child).
 func childProfile() (stop func()) {
+	if path := os.Getenv("VTC_CHILD_MEMPROFILE"); path != "" {
+		return func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 	path := os.Getenv("VTC_CHILD_CPUPROFILE")
 	if path == "" {
 		return func() {}
@@ -142,6 +151,14 @@ func runChild(b *testing.B, env []string, n int, run string, check func(i int, l
 	}
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
+	if path := os.Getenv("VTC_CHILD_STDERR"); path != "" { // e.g. with GODEBUG=gctrace=1
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		cmd.Stderr = io.MultiWriter(&errb, f)
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

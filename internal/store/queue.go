@@ -217,6 +217,9 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 			ph[i] = "$" + strconv.Itoa(len(args))
 		}
 		filter = "AND kind IN (" + strings.Join(ph, ", ") + ")"
+		if len(kinds) == 1 { // walks work_items_open_kind in order
+			filter = "AND kind = " + ph[0]
+		}
 	}
 	query := strings.Replace(claimSQL, "{{kinds}}", filter, 1)
 	var items []Item
@@ -389,54 +392,8 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 	now := s.now()
 	paused := false // by this outcome
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var attempts int
-		err := tx.QueryRowContext(ctx, s.sql(leaseHeldSQL), id, owner).Scan(&attempts)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrLeaseLost
-		}
-		if err != nil {
-			return err
-		}
-		var (
-			state           string
-			next            = now
-			payload, result any
-			msg             any
-		)
-		switch o.kind {
-		case outcomeDone:
-			state, result = StateDone, text(o.payload)
-		case outcomeNotFound:
-			state = StateNotFound
-		case outcomePending:
-			state, next, payload = StatePending, o.at, text(o.payload)
-		case outcomeRateLimited:
-			state, next = StateRetry, o.at
-			msg = "rate limited until " + o.at.UTC().Format(time.RFC3339)
-		case outcomeTransient:
-			attempts++
-			state, next, msg = StateRetry, now.Add(s.backoff.Nth(attempts)), o.message()
-		case outcomeAuth:
-			state, msg = StateQueued, o.message()
-			res, err := tx.ExecContext(ctx, pauseQueueSQL, o.message(), dbTime(now))
-			if err != nil {
-				return fmt.Errorf("pause queue: %w", err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("pause queue: %w", err)
-			}
-			paused = n > 0
-		case outcomePermanent:
-			attempts++
-			state, msg = StateFailed, o.message()
-		case outcomeHandBack:
-			state, msg = StateQueued, "handed back by "+owner+" (stopping)"
-		}
-		if next.Before(now) {
-			next = now
-		}
-		if _, err := tx.ExecContext(ctx, completeSQL, id, state, attempts, dbTime(next), payload, result, msg, dbTime(now)); err != nil {
+		var err error
+		if paused, err = s.completeTx(ctx, tx, now, Completion{id, owner, o}); err != nil {
 			return err
 		}
 		if also != nil {
@@ -451,6 +408,115 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 		s.log.Error("work queue paused until resumed: VirusTotal refused the key", "item", id, "error", o.message())
 	}
 	return nil
+}
+
+// Completion is one outcome for CompleteMany.
+type Completion struct {
+	ID      int64
+	Owner   string
+	Outcome Outcome
+}
+
+// CompleteMany records several outcomes in one transaction, as Complete
+// each would: one commit (one fsync on SQLite) for the lot. errs[i] is
+// cs[i]'s own error, ErrLeaseLost when its owner no longer holds it (the
+// others are recorded all the same). err is an error of the transaction
+// as a whole: then nothing was recorded.
+func (s *Store) CompleteMany(ctx context.Context, cs []Completion) (errs []error, err error) {
+	for _, c := range cs {
+		if c.Outcome.kind == 0 {
+			return nil, fmt.Errorf("store: complete item %d: invalid outcome (use Done, NotFound, …)", c.ID)
+		}
+	}
+	now := s.now()
+	var pausedBy []Completion
+	// Lock rows in id order: two concurrent calls cannot deadlock.
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(cs[a].ID, cs[b].ID) })
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		errs, pausedBy = make([]error, len(cs)), nil
+		for _, i := range order {
+			c := cs[i]
+			paused, err := s.completeTx(ctx, tx, now, c)
+			switch {
+			case errors.Is(err, ErrLeaseLost):
+				errs[i] = fmt.Errorf("store: complete item %d as %s: %w", c.ID, c.Outcome, err)
+			case err != nil:
+				return fmt.Errorf("item %d as %s: %w", c.ID, c.Outcome, err)
+			case paused:
+				pausedBy = append(pausedBy, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: complete %d items: %w", len(cs), err)
+	}
+	for _, c := range pausedBy {
+		s.log.Error("work queue paused until resumed: VirusTotal refused the key", "item", c.ID, "error", c.Outcome.message())
+	}
+	return errs, nil
+}
+
+// completeTx records one outcome in tx. It returns ErrLeaseLost, changing
+// nothing, when c.Owner does not hold the lease, and whether this outcome
+// paused the queue.
+func (s *Store) completeTx(ctx context.Context, tx *sql.Tx, now time.Time, c Completion) (paused bool, err error) {
+	id, owner, o := c.ID, c.Owner, c.Outcome
+	var attempts int
+	err = tx.QueryRowContext(ctx, s.sql(leaseHeldSQL), id, owner).Scan(&attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, ErrLeaseLost
+	}
+	if err != nil {
+		return false, err
+	}
+	var (
+		state           string
+		next            = now
+		payload, result any
+		msg             any
+	)
+	switch o.kind {
+	case outcomeDone:
+		state, result = StateDone, text(o.payload)
+	case outcomeNotFound:
+		state = StateNotFound
+	case outcomePending:
+		state, next, payload = StatePending, o.at, text(o.payload)
+	case outcomeRateLimited:
+		state, next = StateRetry, o.at
+		msg = "rate limited until " + o.at.UTC().Format(time.RFC3339)
+	case outcomeTransient:
+		attempts++
+		state, next, msg = StateRetry, now.Add(s.backoff.Nth(attempts)), o.message()
+	case outcomeAuth:
+		state, msg = StateQueued, o.message()
+		res, err := tx.ExecContext(ctx, pauseQueueSQL, o.message(), dbTime(now))
+		if err != nil {
+			return false, fmt.Errorf("pause queue: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, fmt.Errorf("pause queue: %w", err)
+		}
+		paused = n > 0
+	case outcomePermanent:
+		attempts++
+		state, msg = StateFailed, o.message()
+	case outcomeHandBack:
+		state, msg = StateQueued, "handed back by "+owner+" (stopping)"
+	}
+	if next.Before(now) {
+		next = now
+	}
+	if _, err := tx.ExecContext(ctx, completeSQL, id, state, attempts, dbTime(next), payload, result, msg, dbTime(now)); err != nil {
+		return false, err
+	}
+	return paused, nil
 }
 
 // PauseState says whether the queue is paused.

@@ -149,7 +149,7 @@ func (c *Client) do(ctx context.Context, method, path, target string, body io.Re
 		return nil, transportError(ctx, method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	data, err := readBody(resp)
 	if err != nil {
 		return nil, transportError(ctx, method, path, err)
 	}
@@ -157,6 +157,24 @@ func (c *Client) do(ctx context.Context, method, path, target string, body io.Re
 		return data, nil
 	}
 	return nil, answerError(method, path, resp, data)
+}
+
+// readBody reads at most maxBody bytes of an answer, in one allocation
+// when the server said how long it is.
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxBody {
+		buf := make([]byte, n+1) // one more: a body longer than announced is read on
+		k, err := io.ReadFull(resp.Body, buf)
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) && int64(k) == n:
+			return buf[:k], nil
+		case err != nil:
+			return nil, err
+		}
+		rest, err := io.ReadAll(io.LimitReader(resp.Body, maxBody-int64(k)))
+		return append(buf, rest...), err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxBody))
 }
 
 // transportError classifies a failure to get an answer at all.
