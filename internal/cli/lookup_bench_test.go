@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -25,8 +26,11 @@ import (
 // test binary itself, see TestMain) against one VirusTotal simulator
 // served by the benchmark: the bare client below, then `vtconnector
 // lookup`, each given the same number of distinct SHA-256s on standard
-// input. The children's CPU time and peak RSS come from wait4's rusage,
-// so the simulator's own cost is not counted.
+// input. The children's CPU time comes from wait4's rusage, so the
+// simulator's own cost is not counted. Their peak RSS is the VmHWM each
+// reads from /proc/self/status as it exits: rusage's maxrss cannot be
+// used, Linux carries the parent's high-water mark into a child started
+// with vfork (os/exec's way) across its exec.
 
 // bareClientEnv names the simulator's base URL when the test binary is
 // to run as the bare client.
@@ -94,6 +98,29 @@ func bareClientMain(base string) int {
 	return 0
 }
 
+// peakRSSEnv names the file a child writes its peak RSS to as it exits.
+const peakRSSEnv = "VTC_CHILD_PEAK_RSS_FILE"
+
+// writePeakRSS writes this process's VmHWM (bytes) to $VTC_CHILD_PEAK_RSS_FILE.
+func writePeakRSS() {
+	path := os.Getenv(peakRSSEnv)
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err == nil {
+				_ = os.WriteFile(path, []byte(strconv.FormatInt(kb<<10, 10)), 0o644)
+			}
+		}
+	}
+}
+
 // childProfile writes a CPU profile of a child process to the file
 // $VTC_CHILD_CPUPROFILE, and a heap profile at its end to
 // $VTC_CHILD_MEMPROFILE, when set (for looking into a benchmark's child).
@@ -130,7 +157,7 @@ func benchHash(run string, i int) string {
 type childFigures struct {
 	wall    time.Duration
 	cpu     time.Duration
-	peakRSS int64 // bytes
+	peakRSS int64 // bytes (VmHWM)
 	lines   int
 }
 
@@ -140,7 +167,8 @@ type childFigures struct {
 func runChild(b *testing.B, env []string, n int, run string, check func(i int, line string) error) childFigures {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env...)
+	rssFile := filepath.Join(b.TempDir(), "peak-rss")
+	cmd.Env = append(append(os.Environ(), env...), peakRSSEnv+"="+rssFile)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -191,7 +219,13 @@ func runChild(b *testing.B, env []string, n int, run string, check func(i int, l
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	f.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	f.peakRSS = ru.Maxrss << 10
+	rss, err := os.ReadFile(rssFile)
+	if err != nil {
+		b.Fatalf("child %v did not report its peak RSS: %v", env[0], err)
+	}
+	if f.peakRSS, err = strconv.ParseInt(string(rss), 10, 64); err != nil {
+		b.Fatal(err)
+	}
 	return f
 }
 

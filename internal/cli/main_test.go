@@ -13,7 +13,9 @@ import (
 // binary itself), so that a test can SIGKILL a running connector.
 func TestMain(m *testing.M) {
 	if base := os.Getenv(bareClientEnv); base != "" {
-		os.Exit(bareClientMain(base))
+		code := bareClientMain(base)
+		writePeakRSS()
+		os.Exit(code)
 	}
 	if args := os.Getenv("VTC_CLI_CHILD_ARGS"); args != "" {
 		var argv []string
