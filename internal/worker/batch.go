@@ -55,7 +55,18 @@ func (p *Pool) runBatched(ctx context.Context, q BatchQueue) {
 			select {
 			case <-free:
 				n++
+				continue
 			default:
+			}
+			// While the workers have plenty to do, wait to claim a
+			// fuller batch.
+			if len(work) < p.cfg.Workers {
+				break more
+			}
+			select {
+			case <-free:
+				n++
+			case <-ctx.Done():
 				break more
 			}
 		}
