@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 		code := run(ctx, argv, e)
 		stopProfile()
 		stop()
+		writePeakRSS()
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
