@@ -328,7 +328,10 @@ but does not shrink the file (run ` + "`VACUUM`" + ` for that).`,
 (a Carbon Black backfill), or of another kind of the same priority (quick scans behind a deep-scan
 backlog). Before migration 0003 a claim sorted every open item of its kind (through the
 (kind, state, created_at) index), or walked the other kind's items in the priority index: on
-2026-12-06, on SQLite, 10.5 items/s behind a backlog of its own kind and 19.9 behind another's.`,
+2026-12-06, on SQLite, 10.5 items/s behind a backlog of its own kind and 19.9 behind another's.
+On PostgreSQL, whose statistics lag behind a backlog queued in a burst, the claim fetched and sorted
+every open item of its kind (287 ms a claim at 100,000; 3.8 to 14 items/s here) until it forbade
+sorting (` + "`SET LOCAL enable_sort = off`" + `, three more round trips per claim).`,
 			Notes: `Migration 0003 indexes the open items by (kind, priority DESC, id): a claim for one kind reads
 its first ready items in order, whatever waits behind them or in other kinds. What is left is the
 cost of two commits per item (see the pool figures for batches).`,
@@ -487,8 +490,9 @@ child processes, one after the other, against one VirusTotal simulator (` + "`in
 whose output is checked to be complete and in input order. CPU is each child's user + system time
 (wait4), so the simulator's cost is not counted; peak RSS is the VmHWM each child reads from
 ` + "`/proc/self/status`" + ` as it exits. Before issue 13 the lookup took 0.77 ms of CPU per lookup
-(4.6× the bare client) and 500 MB at 10,000 hashes (measured 2026-12-06 with this benchmark), and
-grew by about 50 KB per query.`
+(4.6× the bare client) and 500 MB at 10,000 hashes (measured 2026-12-06 with this benchmark, RSS
+then from wait4's maxrss while the benchmark's process was under 30 MB), and grew by about 50 KB
+per query.`
 
 const lookupScaleNotes = `The lookup reads queries as it goes and prints results in input order through a reorder window
 of 8 per worker; it decodes only the summary it prints (` + "`vt.Client.Lean`" + `: stats, hashes, name,
