@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,9 +15,11 @@ import (
 	"github.com/vtconnector/vtconnector/internal/store"
 )
 
-// resultLister is the part of the store the publisher reads verdicts from.
+// resultLister is the part of the store the publisher and the HTML
+// index read verdicts from.
 type resultLister interface {
 	ListResults(ctx context.Context, ns string, offset, limit int) ([]store.Result, int, error)
+	ListResultsChanged(ctx context.Context, ns string, pos store.ResultsAfter, limit int) ([]store.Result, store.ResultsAfter, error)
 }
 
 // StoreVerdicts lists the verdicts kept in the store (the HTML index's
@@ -58,8 +61,15 @@ type syncer interface{ MarkDirty(full bool) }
 // registrar to have Carbon Black sync it: incrementally when reports were
 // added or changed, fully when one was withdrawn (an incremental sync
 // never removes a report).
+//
+// It keeps the current reports in memory, keyed by id, and reads only the
+// verdicts that changed since its last read (in the order they changed,
+// from a keyset position), so that a change costs reading what changed,
+// not every stored verdict. The read goes back changeOverlap before the
+// last change seen, for writers whose transactions committed late, and
+// everything is read again every fullEvery.
 type Publisher struct {
-	verdicts StoreVerdicts
+	st       resultLister
 	cache    *FeedCache
 	info     FeedInfo
 	opts     FeedOptions
@@ -67,17 +77,34 @@ type Publisher struct {
 	log      *slog.Logger
 	debounce time.Duration
 
-	changed   chan struct{}
-	rendered  chan struct{} // closed after the first successful render
-	once      sync.Once
-	mu        sync.Mutex
-	published map[string]int64 // report id → timestamp, as last rendered
+	changed  chan struct{}
+	rendered chan struct{} // closed after the first successful render
+	once     sync.Once
+
+	mu       sync.Mutex // serialises refreshes; guards what follows
+	reports  map[string]Report
+	source   map[string]string // report id → key of the verdict it comes from
+	pos      store.ResultsAfter
+	lastFull time.Time
+	dirty    bool // reports changed since the last successful render
+	full     bool // a report was withdrawn since the last sync request
+	now      func() time.Time
 }
+
+const (
+	// changeOverlap is how far before the last change seen a refresh
+	// reads again.
+	changeOverlap = 5 * time.Second
+	// fullEvery is how often every verdict is read again.
+	fullEvery = 15 * time.Minute
+	// refreshPage is how many verdicts are read at a time.
+	refreshPage = 1000
+)
 
 // NewPublisher returns a publisher rendering into cache.
 func NewPublisher(st resultLister, cache *FeedCache, info FeedInfo, opts FeedOptions, sync syncer, log *slog.Logger) *Publisher {
-	return &Publisher{verdicts: StoreVerdicts{st}, cache: cache, info: info, opts: opts, sync: sync, log: log,
-		debounce: 500 * time.Millisecond, changed: make(chan struct{}, 1), rendered: make(chan struct{})}
+	return &Publisher{st: st, cache: cache, info: info, opts: opts, sync: sync, log: log,
+		debounce: 500 * time.Millisecond, changed: make(chan struct{}, 1), rendered: make(chan struct{}), now: time.Now}
 }
 
 // Rendered is closed once the feed has been rendered: before that the
@@ -92,57 +119,156 @@ func (p *Publisher) Changed() {
 	}
 }
 
-// Refresh renders the feed from the stored verdicts and signals a sync
-// when the reports differ from the last render.
+// Refresh reads the verdicts that changed since the last refresh (all of
+// them the first time, and every fullEvery), updates the reports, renders
+// the feed when they differ, and then signals a sync.
 func (p *Publisher) Refresh(ctx context.Context) error {
-	var all []Verdict
-	for offset := 0; ; {
-		vs, total, err := p.verdicts.ListVerdicts(ctx, offset, 1000)
-		if err != nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := p.reports == nil
+	if first || p.now().Sub(p.lastFull) >= fullEvery {
+		if err := p.readAll(ctx); err != nil {
 			return fmt.Errorf("carbonblack: refresh feed: %w", err)
 		}
-		all = append(all, vs...)
-		offset += len(vs)
-		if len(vs) == 0 || offset >= total {
-			break
-		}
+	} else if err := p.readChanged(ctx); err != nil {
+		return fmt.Errorf("carbonblack: refresh feed: %w", err)
 	}
-	reports := BuildReports(all, p.opts)
+	if !p.dirty && !first {
+		return nil
+	}
+	ids := make([]string, 0, len(p.reports))
+	for id := range p.reports {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	reports := make([]Report, len(ids))
+	for i, id := range ids {
+		reports[i] = p.reports[id]
+	}
 	// Render validates, and refuses a feed Carbon Black would reject,
 	// keeping the last good one.
 	if err := p.cache.Render(p.info, reports); err != nil {
 		return fmt.Errorf("carbonblack: refresh feed: %w", err)
 	}
 	p.once.Do(func() { close(p.rendered) })
-	now := make(map[string]int64, len(reports))
-	for _, r := range reports {
-		now[r.ID] = r.Timestamp
-	}
-	p.mu.Lock()
-	prev := p.published
-	p.published = now
-	p.mu.Unlock()
-	if prev == nil {
+	if first {
+		p.dirty, p.full = false, false
 		return nil // the first render after start; the registrar syncs fully at start
 	}
-	withdrawn, news := 0, 0
-	for id, ts := range prev {
-		if cur, ok := now[id]; !ok {
-			withdrawn++
-		} else if cur != ts {
-			news++
-		}
-	}
-	for id := range now {
-		if _, ok := prev[id]; !ok {
-			news++
-		}
-	}
-	if withdrawn > 0 || news > 0 {
-		p.log.Info("feed updated", "reports", len(reports), "new_or_changed", news, "withdrawn", withdrawn)
-		p.sync.MarkDirty(withdrawn > 0)
-	}
+	p.sync.MarkDirty(p.full)
+	p.dirty, p.full = false, false
 	return nil
+}
+
+// readAll reads every verdict and replaces the reports with theirs.
+func (p *Publisher) readAll(ctx context.Context) error {
+	start := p.now()
+	reports, source := map[string]Report{}, map[string]string{}
+	var pos store.ResultsAfter
+	for {
+		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			v, err := decodeVerdict(r)
+			if err != nil {
+				p.log.Warn("verdict unreadable; left out of the feed", "md5", r.Key, "error", err)
+				continue
+			}
+			if rep, ok := p.report(v); ok {
+				reports[rep.ID], source[rep.ID] = rep, r.Key
+			}
+		}
+		pos = next
+		if len(rs) < refreshPage {
+			break
+		}
+	}
+	news, withdrawn := 0, 0
+	for id, r := range reports {
+		if old, ok := p.reports[id]; !ok || old.Timestamp != r.Timestamp {
+			news++
+		}
+	}
+	for id := range p.reports {
+		if _, ok := reports[id]; !ok {
+			withdrawn++
+		}
+	}
+	p.note(len(reports), news, withdrawn)
+	p.reports, p.source, p.pos, p.lastFull = reports, source, pos, start
+	return nil
+}
+
+// readChanged reads the verdicts that changed since the last read (with
+// changeOverlap) and applies them to the reports.
+func (p *Publisher) readChanged(ctx context.Context) error {
+	pos := store.ResultsAfter{At: p.pos.At.Add(-changeOverlap)}
+	news, withdrawn := 0, 0
+	for {
+		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			v, err := decodeVerdict(r)
+			if err != nil {
+				p.log.Warn("verdict unreadable; left out of the feed", "md5", r.Key, "error", err)
+				continue
+			}
+			rep, ok := p.report(v)
+			id := reportID(v.MD5)
+			old, had := p.reports[id]
+			switch {
+			case ok && (!had || old.Timestamp != rep.Timestamp || !reportsEqual(old, rep)):
+				p.reports[id], p.source[id] = rep, r.Key
+				news++
+			case !ok && had && p.source[id] == r.Key:
+				delete(p.reports, id)
+				delete(p.source, id)
+				withdrawn++
+			}
+		}
+		pos = next
+		if len(rs) < refreshPage {
+			break
+		}
+	}
+	if pos.At.After(p.pos.At) {
+		p.pos = pos
+	}
+	p.note(len(p.reports), news, withdrawn)
+	return nil
+}
+
+// note records what a read changed.
+func (p *Publisher) note(reports, news, withdrawn int) {
+	if news == 0 && withdrawn == 0 {
+		return
+	}
+	p.dirty = true
+	p.full = p.full || withdrawn > 0
+	p.log.Info("feed updated", "reports", reports, "new_or_changed", news, "withdrawn", withdrawn)
+}
+
+// report is the report of one verdict, if it makes one (BuildReports).
+func (p *Publisher) report(v Verdict) (Report, bool) {
+	rs := BuildReports([]Verdict{v}, p.opts)
+	if len(rs) == 0 {
+		return Report{}, false
+	}
+	return rs[0], true
+}
+
+// reportID is the id of the report of a file: Binary_<MD5 in upper case>.
+func reportID(md5 string) string { return "Binary_" + strings.ToUpper(md5) }
+
+// reportsEqual compares two reports of the same id by their JSON.
+func reportsEqual(a, b Report) bool {
+	ja, err1 := json.Marshal(&a)
+	jb, err2 := json.Marshal(&b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
 // Run renders the feed at start and after every change until ctx ends.

@@ -96,14 +96,17 @@ func NewScanner(st scanStore, eng verdictSource, cb binaryDownloader, cfg Scanne
 	if onChange == nil {
 		onChange = func() {}
 	}
+	const quickBatch = 16
 	s := &Scanner{st: st, eng: eng, cb: cb, cfg: cfg, log: log, onChange: onChange}
-	pool := func(name string, workers int, kind string) *worker.Pool {
-		return worker.New(st, worker.Config{Name: name, Owner: cfg.Owner, Kinds: []string{kind}, Workers: workers,
+	pool := func(name string, workers, batch int, kind string) *worker.Pool {
+		return worker.New(st, worker.Config{Name: name, Owner: cfg.Owner, Kinds: []string{kind}, Workers: workers, Batch: batch,
 			Lease: cfg.Lease, Idle: cfg.Idle, Log: log, OnIdle: s.reportPause, OnClaim: func() { s.pauseReported.Store(false) }}, s.handle)
 	}
-	s.quick = pool("quick", cfg.QuickWorkers, KindBinary)
+	// Quick scans are many and short: claimed and recorded in batches
+	// (one commit for many). Deep scans are few and long.
+	s.quick = pool("quick", cfg.QuickWorkers, quickBatch, KindBinary)
 	if cfg.Uploads && cfg.DeepWorkers > 0 {
-		s.deep = pool("deep", cfg.DeepWorkers, KindDeep)
+		s.deep = pool("deep", cfg.DeepWorkers, 1, KindDeep)
 	}
 	return s
 }

@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -168,11 +168,18 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 		return usageError{errors.Join(problems...)}
 	}
 
-	inputs, err := readInputs(e.stdin, args, f.files)
-	if err != nil {
-		return usageError{err}
+	if e.getenv("GOMEMLIMIT") == "" {
+		// Hold the heap close to what the lookups need (the cache, the
+		// reorder window): the garbage of a million answers is collected
+		// before it adds up.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(lookupMemoryLimit))
 	}
-	if len(inputs) == 0 {
+	src := newQueries(e.stdin, args, f.files)
+	defer src.close()
+	if _, ok := src.peek(cmd.Context()); !ok {
+		if err := src.err(); err != nil {
+			return usageError{err}
+		}
 		return usagef("no queries: give them as arguments, on standard input, or with --file")
 	}
 	mode := engine.Public
@@ -189,7 +196,7 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 	p, err := buildEngine(cmd.Context(), e, engineSpec{
 		Front: "lookup", Database: config.DSN(f.db), DBSetting: "--db",
 		APIKey: config.Secret(f.apiKey), VTURL: f.vtURL, Timeout: f.timeout, UserAgent: "vtconnector/" + Version,
-		Limits: lim, MaxAge: f.maxAge, Log: log,
+		Limits: lim, MaxAge: f.maxAge, Log: log, Summaries: true,
 		Learn:    learn(cmd.Flags().Changed, "rate", "daily", "monthly"),
 		Analysis: engine.AnalysisPolicy{MaxWait: f.uploadWait, FirstPoll: poll, MaxInterval: max(poll, time.Minute)},
 	})
@@ -216,87 +223,86 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 		return err
 	}
 	var bar *progressbar.ProgressBar
-	if f.progress == "always" || f.progress == "auto" && isTerminal(e.stderr) && len(inputs) > 1 {
-		bar = progressbar.NewOptions(len(inputs), progressbar.OptionSetWriter(e.stderr),
+	if f.progress == "always" || f.progress == "auto" && isTerminal(e.stderr) && src.count() != 1 {
+		bar = progressbar.NewOptions(src.count(), progressbar.OptionSetWriter(e.stderr),
 			progressbar.OptionSetDescription("looking up"), progressbar.OptionShowCount(),
 			progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
 	}
-	results := lk.runAll(cmd.Context(), inputs, func(r *lookupResult) {
+	t := lk.runAll(cmd.Context(), src.next, func(r *lookupResult) {
 		if bar != nil {
 			_ = bar.Add(1)
 		}
-	}, out.write)
+	}, out.write, out.flushQuiet)
 	if bar != nil {
 		_ = bar.Finish()
 	}
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	return summarize(e.stderr, results)
+	if err := src.err(); err != nil {
+		fmt.Fprintf(e.stderr, "vtconnector: %v; the queries read before were answered.\n", err)
+		if t.failed == 0 {
+			return exitError{ExitFailure}
+		}
+	}
+	return t.summarize(e.stderr)
+}
+
+// lookupMemoryLimit is lookup's soft memory limit (runtime/debug)
+// unless GOMEMLIMIT sets one: well above the in-memory cache
+// (engine.DefaultMemCacheBytes) and the reorder window.
+const lookupMemoryLimit = 48 << 20
+
+// maxListedFailures bounds the failed queries listed at the end (and
+// kept in memory until then); their lines in the output carry the error.
+const maxListedFailures = 100
+
+// tally counts the results as they are emitted and keeps what the final
+// summary needs: a bounded list of failures and the first quota error.
+type tally struct {
+	total, failed int
+	listed        []*lookupResult
+	quota         *engine.QuotaExhaustedError
+	auth          bool
+}
+
+func (t *tally) add(r *lookupResult) {
+	t.total++
+	if r.err == nil {
+		return
+	}
+	t.failed++
+	if len(t.listed) < maxListedFailures {
+		t.listed = append(t.listed, r)
+	}
+	t.auth = t.auth || errors.Is(r.err, vt.ErrAuth)
+	var qe *engine.QuotaExhaustedError
+	if t.quota == nil && errors.As(r.err, &qe) {
+		t.quota = qe
+	}
 }
 
 // summarize lists the queries that failed and picks the exit status.
-func summarize(w io.Writer, results []*lookupResult) error {
-	var failed []*lookupResult
-	var quota *engine.QuotaExhaustedError
-	auth := false
-	for _, r := range results {
-		if r.err != nil {
-			failed = append(failed, r)
-			auth = auth || errors.Is(r.err, vt.ErrAuth)
-			var qe *engine.QuotaExhaustedError
-			if errors.As(r.err, &qe) && quota == nil {
-				quota = qe
-			}
-		}
-	}
-	if len(failed) == 0 {
+func (t *tally) summarize(w io.Writer) error {
+	if t.failed == 0 {
 		return nil
 	}
-	fmt.Fprintf(w, "vtconnector: %d of %d queries not answered:\n", len(failed), len(results))
-	for _, r := range failed {
+	fmt.Fprintf(w, "vtconnector: %d of %d queries not answered:\n", t.failed, t.total)
+	for _, r := range t.listed {
 		fmt.Fprintf(w, "  %s: %s\n", r.Query, r.Error)
 	}
-	if quota != nil {
-		fmt.Fprintf(w, "vtconnector: the VirusTotal %s quota is used up until %s; the results obtained so far were printed. Run the unanswered queries again after that.\n",
-			quota.Window, quota.ResetAt.UTC().Format(time.RFC3339))
+	if more := t.failed - len(t.listed); more > 0 {
+		fmt.Fprintf(w, "  … and %d more (their results carry the error)\n", more)
 	}
-	if auth {
+	if t.quota != nil {
+		fmt.Fprintf(w, "vtconnector: the VirusTotal %s quota is used up until %s; the results obtained so far were printed. Run the unanswered queries again after that.\n",
+			t.quota.Window, t.quota.ResetAt.UTC().Format(time.RFC3339))
+	}
+	if t.auth {
 		fmt.Fprintln(w, "vtconnector: VirusTotal rejected the API key (--apikey / VIRUSTOTAL_TOKEN): check it; nothing more was asked.")
 		return exitError{ExitUsage}
 	}
 	return exitError{ExitFailure}
-}
-
-// readInputs gathers queries from arguments, stdin ("-" or none) and --file.
-func readInputs(stdin io.Reader, args, files []string) ([]lookupInput, error) {
-	var in []lookupInput
-	useStdin := len(args) == 0 && len(files) == 0
-	for _, a := range args {
-		if a == "-" {
-			useStdin = true
-			continue
-		}
-		in = append(in, lookupInput{query: a})
-	}
-	if useStdin {
-		sc := bufio.NewScanner(stdin)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			in = append(in, lookupInput{query: line})
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("read queries from standard input: %w", err)
-		}
-	}
-	for _, p := range files {
-		in = append(in, lookupInput{query: p, file: true})
-	}
-	return in, nil
 }
 
 // lookupEngine is the part of the engine lookups use.
@@ -314,45 +320,65 @@ type lookuper struct {
 	fatal   error // an error that dooms every later query (bad key)
 }
 
-// runAll works through inputs with f.concurrency workers and calls emit
-// for each result in input order as soon as it and all before it are done.
-func (lk *lookuper) runAll(ctx context.Context, inputs []lookupInput, progress, emit func(*lookupResult)) []*lookupResult {
-	results := make([]*lookupResult, len(inputs))
-	done := make([]chan struct{}, len(inputs))
-	for i := range done {
-		done[i] = make(chan struct{})
+// reorderWindow is how many results, per worker, may wait for an
+// earlier one before the reading of queries pauses: it bounds the memory
+// held whatever the number of queries.
+const reorderWindow = 8
+
+// runAll works through the queries next yields with f.concurrency workers
+// and calls emit for each result in input order as soon as it and all
+// before it are done. Queries are read only as the reorder window allows;
+// idle is called when emit has to wait (a moment to flush output).
+func (lk *lookuper) runAll(ctx context.Context, next func(context.Context) (lookupInput, bool), progress, emit func(*lookupResult), idle func()) *tally {
+	type job struct {
+		in  lookupInput
+		out chan *lookupResult
 	}
-	jobs := make(chan int)
+	// order holds each query's result channel in input order; its
+	// capacity is the window.
+	order := make(chan chan *lookupResult, reorderWindow*lk.f.concurrency)
+	jobs := make(chan job)
 	var wg sync.WaitGroup
 	for range lk.f.concurrency {
 		wg.Go(func() {
-			for i := range jobs {
-				results[i] = lk.one(ctx, inputs[i])
-				progress(results[i])
-				close(done[i])
+			for j := range jobs {
+				r := lk.one(ctx, j.in)
+				progress(r)
+				j.out <- r
 			}
 		})
 	}
 	go func() {
+		defer close(order)
 		defer close(jobs)
-		for i := range inputs {
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				for j := i; j < len(inputs); j++ {
-					results[j] = failedResult(inputs[j], fmt.Errorf("not asked: %w", ctx.Err()))
-					close(done[j])
-				}
+		for {
+			in, ok := next(ctx)
+			if !ok {
 				return
+			}
+			out := make(chan *lookupResult, 1)
+			order <- out
+			select {
+			case jobs <- job{in, out}:
+			case <-ctx.Done():
+				out <- failedResult(in, fmt.Errorf("not asked: %w", ctx.Err()))
 			}
 		}
 	}()
-	for i := range inputs {
-		<-done[i]
-		emit(results[i])
+	t := &tally{}
+	for out := range order {
+		var r *lookupResult
+		select {
+		case r = <-out:
+		default:
+			idle()
+			r = <-out
+		}
+		emit(r)
+		t.add(r)
 	}
 	wg.Wait()
-	return results
+	return t
 }
 
 func failedResult(in lookupInput, err error) *lookupResult {

@@ -12,6 +12,11 @@ import (
 // TestMain lets tests run the command line in a child process (the test
 // binary itself), so that a test can SIGKILL a running connector.
 func TestMain(m *testing.M) {
+	if base := os.Getenv(bareClientEnv); base != "" {
+		code := bareClientMain(base)
+		writePeakRSS()
+		os.Exit(code)
+	}
 	if args := os.Getenv("VTC_CLI_CHILD_ARGS"); args != "" {
 		var argv []string
 		if err := json.Unmarshal([]byte(args), &argv); err != nil {
@@ -22,8 +27,11 @@ func TestMain(m *testing.M) {
 		if os.Getenv("VTC_CLI_CHILD_FAST") != "" {
 			e.cbTune, e.analysisPoll = fastTune, fastPoll
 		}
+		stopProfile := childProfile()
 		code := run(ctx, argv, e)
+		stopProfile()
 		stop()
+		writePeakRSS()
 		os.Exit(code)
 	}
 	os.Exit(m.Run())

@@ -11,7 +11,9 @@ import (
 )
 
 // printer writes lookup results in one of the output formats, one result
-// at a time, so that long runs show their results as they come.
+// at a time. Output is buffered; the caller flushes it whenever it has to
+// wait for the next result (flushQuiet), so that long runs show their
+// results as they come without a write per line.
 type printer struct {
 	format string
 	w      *bufio.Writer
@@ -22,7 +24,7 @@ type printer struct {
 }
 
 func newPrinter(format string, w io.Writer) (*printer, error) {
-	p := &printer{format: format, w: bufio.NewWriter(w)}
+	p := &printer{format: format, w: bufio.NewWriterSize(w, 64<<10)}
 	switch format {
 	case "json":
 		p.enc = json.NewEncoder(p.w)
@@ -50,7 +52,7 @@ func (p *printer) write(r *lookupResult) {
 		p.err = p.csv.Write([]string{r.Query, r.Type, r.ID, strconv.FormatBool(r.Found),
 			strconv.Itoa(r.Malicious), strconv.Itoa(r.Suspicious), strconv.Itoa(r.Harmless),
 			strconv.Itoa(r.Undetected), r.Link, r.Error})
-		p.csv.Flush()
+		p.csv.Flush() // into p.w's buffer
 		if p.err == nil {
 			p.err = p.csv.Error()
 		}
@@ -66,6 +68,10 @@ func (p *printer) write(r *lookupResult) {
 		_, p.err = fmt.Fprintf(p.w, "%-44s %-10s %-5s %5d %5d %5d %5d  %s\n",
 			clip(oneLine(r.Query), 44), r.Type, found, r.Malicious, r.Suspicious, r.Harmless, r.Undetected, oneLine(tail))
 	}
+}
+
+// flushQuiet writes out what is buffered; an error is kept for flush.
+func (p *printer) flushQuiet() {
 	if p.err == nil {
 		p.err = p.w.Flush()
 	}

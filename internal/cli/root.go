@@ -66,12 +66,22 @@ type env struct {
 	analysisPoll time.Duration
 }
 
+// httpClient is the client every VirusTotal conversation uses. Its
+// transport keeps as many idle connections as queries can be in flight
+// (the default keeps two, so that 16 concurrent lookups would dial a new
+// connection for most requests).
 func (e *env) httpClient() *http.Client {
 	if e.transport != nil {
 		return &http.Client{Transport: e.transport}
 	}
-	return &http.Client{}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxConcurrency
+	return &http.Client{Transport: t}
 }
+
+// maxConcurrency is the most requests any command has in flight at once
+// (lookup --concurrency, the connectors' threads).
+const maxConcurrency = 256
 
 // Main runs the command line args and returns the exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -33,7 +33,11 @@ type engineSpec struct {
 	Analysis engine.AnalysisPolicy
 	// Recent, when set, lists the front's recent verdicts for the status page.
 	Recent func(st *store.Store) func(ctx context.Context, n int) ([]obs.Verdict, error)
-	Log    *slog.Logger
+	// Summaries: the front reads only objects' summaries (stats, hashes,
+	// name, label), so lookups decode only those (vt.Client.Lean), and
+	// the in-memory cache holds no JSON.
+	Summaries bool
+	Log       *slog.Logger
 }
 
 // engineParts are the built parts; Close releases them.
@@ -85,7 +89,11 @@ func buildEngine(ctx context.Context, e *env, s engineSpec) (*engineParts, error
 	p.Sched = engine.NewScheduler(ledger, s.Limits, s.Timeout, s.Log)
 	src.Waiting, src.Budget = p.Sched.Waiting, p.Sched.Budget
 	p.Obs = obs.New(src, s.Log)
-	p.Engine = engine.New(client, cache, p.Sched, engine.Options{MaxAge: s.MaxAge, Log: s.Log, Events: p.Obs, Submit: client,
+	var api engine.API = client
+	if s.Summaries {
+		api = client.Lean(s.Database != "") // a durable cache keeps the JSON
+	}
+	p.Engine = engine.New(api, cache, p.Sched, engine.Options{MaxAge: s.MaxAge, Log: s.Log, Events: p.Obs, Submit: client,
 		Quotas: client, Learn: s.Learn,
 		Uploads: s.Uploads, Analysis: s.Analysis})
 	p.Close = func() {

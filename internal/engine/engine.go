@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -449,36 +448,4 @@ func (e *Engine) store(ctx context.Context, ent Entry) {
 	if err := e.cache.Put(ctx, ent); err != nil {
 		e.log.Warn("cache write failed", "kind", ent.Kind, "id", ent.ID, "error", err)
 	}
-}
-
-// MemCache is an in-memory Cache.
-type MemCache struct {
-	mu sync.RWMutex
-	m  map[string]Entry
-}
-
-// NewMemCache returns an empty in-memory cache.
-func NewMemCache() *MemCache { return &MemCache{m: map[string]Entry{}} }
-
-// Get implements Cache.
-func (c *MemCache) Get(_ context.Context, kind vt.Kind, id string) (Entry, bool, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e, ok := c.m[string(kind)+":"+id]
-	return e, ok, nil
-}
-
-// Put implements Cache.
-func (c *MemCache) Put(_ context.Context, e Entry) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m[string(e.Kind)+":"+e.ID] = e
-	return nil
-}
-
-// Len is the number of entries.
-func (c *MemCache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
 }

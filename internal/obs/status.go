@@ -228,11 +228,14 @@ func webLink(s string) string {
 }
 
 // Register serves GET /metrics (Prometheus, from the Observer's private
-// registry), GET /status (the HTML page) and GET /status.json on mux.
+// registry), GET /status (the HTML page) and GET /status.json on mux, and
+// the runtime profiles under /debug/pprof/ to loopback clients only
+// (RegisterProfiling).
 func (o *Observer) Register(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", o.metrics)
 	mux.HandleFunc("GET /status", o.serveStatus)
 	mux.HandleFunc("GET /status.json", o.serveStatusJSON)
+	RegisterProfiling(mux, false)
 }
 
 // contentSecurityPolicy forbids scripts and every external asset: the

@@ -319,3 +319,55 @@ func fakeEntry(rng *rand.Rand) engine.Entry {
 	data, _ := json.Marshal(obj)
 	return engine.Entry{Kind: vt.KindFile, ID: sha256, Found: true, Data: data, FetchedAt: first}
 }
+
+// BenchmarkClaimBacklog: Claim(1) + Complete(Done) with 100,000 items
+// waiting in the queue, of the kind claimed (a Carbon Black backfill) or
+// of another kind (quick scans behind a deep-scan backlog). The claim's
+// cost must not grow with either backlog.
+func BenchmarkClaimBacklog(b *testing.B) {
+	const backlog = 100_000
+	benchBackends(b, func(b *testing.B, dsn string) {
+		for _, other := range []bool{false, true} {
+			name := "same-kind"
+			if other {
+				name = "other-kind"
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				s := openStore(b, dsn)
+				kind := "bench"
+				if other {
+					kind = "other"
+				}
+				enqueue := func(items []NewItem) {
+					for len(items) > 0 {
+						n := min(len(items), 1000)
+						if _, err := s.EnqueueMany(ctx, items[:n]); err != nil {
+							b.Fatal(err)
+						}
+						items = items[n:]
+					}
+				}
+				items := make([]NewItem, 0, backlog+b.N)
+				for i := range backlog {
+					items = append(items, NewItem{Kind: kind, Key: "backlog-" + strconv.Itoa(i), Priority: 1})
+				}
+				for i := range b.N {
+					items = append(items, NewItem{Kind: "bench", Key: strconv.Itoa(i), Priority: 1})
+				}
+				enqueue(items)
+				b.ResetTimer()
+				for range b.N {
+					its, err := s.Claim(ctx, "bench", []string{"bench"}, 1, time.Minute)
+					if err != nil || len(its) != 1 {
+						b.Fatalf("claim: %v, %d items", err, len(its))
+					}
+					if err := s.Complete(ctx, its[0].ID, "bench", Done(nil)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
+			})
+		}
+	})
+}

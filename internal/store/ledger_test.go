@@ -136,10 +136,14 @@ func TestLedgerSharedByConcurrentStores(t *testing.T) {
 				var (
 					granted atomic.Int64
 					wg      sync.WaitGroup
-					now     = time.Now()
+					ledgers []engine.Ledger
 				)
+				// Open (and migrate) the stores first.
 				for range 3 {
-					l := openStore(t, dsn).Ledger("fp-" + tt.name)
+					ledgers = append(ledgers, openStore(t, dsn).Ledger("fp-"+tt.name))
+				}
+				now := time.Now()
+				for _, l := range ledgers {
 					for range 3 {
 						wg.Go(func() {
 							for range 1000 {

@@ -225,19 +225,13 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 			ph[i] = "$" + strconv.Itoa(len(args))
 		}
 		filter = "AND kind IN (" + strings.Join(ph, ", ") + ")"
+		if len(kinds) == 1 { // walks work_items_open_kind in order
+			filter = "AND kind = " + ph[0]
+		}
 	}
 	query := strings.Replace(claimSQL, "{{kinds}}", filter, 1)
 	var items []Item
-	err := func() error {
-		unlock, err := s.lockWrites(ctx)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		rows, err := s.db.QueryContext(ctx, s.sql(query), args...)
-		if err != nil {
-			return err
-		}
+	scan := func(rows *sql.Rows) error {
 		defer rows.Close()
 		for rows.Next() {
 			it, err := scanItem(rows)
@@ -247,7 +241,37 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 			items = append(items, it)
 		}
 		return rows.Err()
-	}()
+	}
+	var err error
+	if s.dialect == DialectPostgres {
+		// The claim must walk work_items_open_kind in order and stop at
+		// the first ready items. With statistics that lag behind a
+		// backlog (a burst of enqueues), PostgreSQL may prefer to fetch
+		// every open item of the kind and sort them: forbid the sort.
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_sort = off"); err != nil {
+				return err
+			}
+			rows, err := tx.QueryContext(ctx, s.sql(query), args...)
+			if err != nil {
+				return err
+			}
+			return scan(rows)
+		})
+	} else {
+		err = func() error {
+			unlock, err := s.lockWrites(ctx)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			rows, err := s.db.QueryContext(ctx, s.sql(query), args...)
+			if err != nil {
+				return err
+			}
+			return scan(rows)
+		}()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: claim work: %w", err)
 	}
@@ -363,11 +387,12 @@ func (o Outcome) message() string {
 
 const leaseHeldSQL = `SELECT attempts FROM work_items WHERE id = $1 AND state = 'leased' AND lease_owner = $2 {{for_update}}`
 
+// completeSQL records an outcome if owner ($9) still holds the lease.
 const completeSQL = `UPDATE work_items SET
-	state = $2, attempts = $3, next_attempt_at = $4,
+	state = $2, attempts = attempts + $3, next_attempt_at = $4,
 	payload = COALESCE($5, payload), result = COALESCE($6, result), last_error = $7,
 	lease_owner = NULL, lease_until = NULL, updated_at = $8
-WHERE id = $1`
+WHERE id = $1 AND state = 'leased' AND lease_owner = $9`
 
 const pauseQueueSQL = `INSERT INTO queue_state (id, paused, reason, since) VALUES (1, TRUE, $1, $2)
 ON CONFLICT (id) DO UPDATE SET paused = TRUE, reason = excluded.reason, since = excluded.since
@@ -397,54 +422,8 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 	now := s.now()
 	paused := false // by this outcome
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var attempts int
-		err := tx.QueryRowContext(ctx, s.sql(leaseHeldSQL), id, owner).Scan(&attempts)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrLeaseLost
-		}
-		if err != nil {
-			return err
-		}
-		var (
-			state           string
-			next            = now
-			payload, result any
-			msg             any
-		)
-		switch o.kind {
-		case outcomeDone:
-			state, result = StateDone, text(o.payload)
-		case outcomeNotFound:
-			state = StateNotFound
-		case outcomePending:
-			state, next, payload = StatePending, o.at, text(o.payload)
-		case outcomeRateLimited:
-			state, next = StateRetry, o.at
-			msg = "rate limited until " + o.at.UTC().Format(time.RFC3339)
-		case outcomeTransient:
-			attempts++
-			state, next, msg = StateRetry, now.Add(s.backoff.Nth(attempts)), o.message()
-		case outcomeAuth:
-			state, msg = StateQueued, o.message()
-			res, err := tx.ExecContext(ctx, pauseQueueSQL, o.message(), dbTime(now))
-			if err != nil {
-				return fmt.Errorf("pause queue: %w", err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("pause queue: %w", err)
-			}
-			paused = n > 0
-		case outcomePermanent:
-			attempts++
-			state, msg = StateFailed, o.message()
-		case outcomeHandBack:
-			state, msg = StateQueued, "handed back by "+owner+" (stopping)"
-		}
-		if next.Before(now) {
-			next = now
-		}
-		if _, err := tx.ExecContext(ctx, completeSQL, id, state, attempts, dbTime(next), payload, result, msg, dbTime(now)); err != nil {
+		var err error
+		if paused, err = s.completeTx(ctx, tx, now, Completion{id, owner, o}); err != nil {
 			return err
 		}
 		if also != nil {
@@ -459,6 +438,203 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 		s.log.Error("work queue paused until resumed: VirusTotal refused the key", "item", id, "error", o.message())
 	}
 	return nil
+}
+
+// Completion is one outcome for CompleteMany.
+type Completion struct {
+	ID      int64
+	Owner   string
+	Outcome Outcome
+}
+
+// CompleteMany records several outcomes in one transaction, as Complete
+// each would: one commit (one fsync on SQLite) for the lot. errs[i] is
+// cs[i]'s own error, ErrLeaseLost when its owner no longer holds it (the
+// others are recorded all the same). err is an error of the transaction
+// as a whole: then nothing was recorded.
+func (s *Store) CompleteMany(ctx context.Context, cs []Completion) (errs []error, err error) {
+	for _, c := range cs {
+		if c.Outcome.kind == 0 {
+			return nil, fmt.Errorf("store: complete item %d: invalid outcome (use Done, NotFound, …)", c.ID)
+		}
+	}
+	now := s.now()
+	// Most outcomes are recorded by one statement for the lot; a
+	// transient error (its backoff depends on the attempts so far) and an
+	// auth error (it pauses the queue) one by one, in id order.
+	var bulk, single []int
+	for i, c := range cs {
+		switch c.Outcome.kind {
+		case outcomeTransient, outcomeAuth:
+			single = append(single, i)
+		default:
+			bulk = append(bulk, i)
+		}
+	}
+	slices.SortFunc(single, func(a, b int) int { return cmp.Compare(cs[a].ID, cs[b].ID) })
+	var pausedBy []Completion
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		errs, pausedBy = make([]error, len(cs)), nil
+		for len(bulk) > 0 {
+			n := min(len(bulk), maxBulkComplete)
+			if err := s.completeBulk(ctx, tx, now, cs, bulk[:n], errs); err != nil {
+				return err
+			}
+			bulk = bulk[n:]
+		}
+		for _, i := range single {
+			c := cs[i]
+			paused, err := s.completeTx(ctx, tx, now, c)
+			switch {
+			case errors.Is(err, ErrLeaseLost):
+				errs[i] = fmt.Errorf("store: complete item %d as %s: %w", c.ID, c.Outcome, err)
+			case err != nil:
+				return fmt.Errorf("item %d as %s: %w", c.ID, c.Outcome, err)
+			case paused:
+				pausedBy = append(pausedBy, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: complete %d items: %w", len(cs), err)
+	}
+	for _, c := range pausedBy {
+		s.log.Error("work queue paused until resumed: VirusTotal refused the key", "item", c.ID, "error", c.Outcome.message())
+	}
+	return errs, nil
+}
+
+// maxBulkComplete bounds the rows of one completeBulkSQL (9 parameters
+// each).
+const maxBulkComplete = 200
+
+// completeBulkSQL records the outcomes listed in v, each if its owner
+// still holds the lease, and returns the ids it recorded. Only a leased
+// item has a lease_owner. The ids are also listed in full: both databases
+// then fetch the rows by primary key, whatever their statistics say
+// (a join on the open-items index would read every open item).
+const completeBulkSQL = `WITH v (id, owner, state, inc, next, payload, result, msg) AS (VALUES {{rows}})
+UPDATE work_items SET
+	state = v.state, attempts = work_items.attempts + v.inc, next_attempt_at = v.next,
+	payload = COALESCE(v.payload, work_items.payload), result = COALESCE(v.result, work_items.result),
+	last_error = v.msg, lease_owner = NULL, lease_until = NULL, updated_at = $1
+FROM v
+WHERE work_items.id IN ({{ids}}) AND work_items.id = v.id AND work_items.lease_owner = v.owner
+RETURNING work_items.id`
+
+// completeBulk records the outcomes cs[idx] (none transient or auth) in
+// one statement; errs gets ErrLeaseLost for those it could not record.
+func (s *Store) completeBulk(ctx context.Context, tx *sql.Tx, now time.Time, cs []Completion, idx []int, errs []error) error {
+	args := []any{dbTime(now)}
+	rows, ids := make([]string, len(idx)), make([]string, len(idx))
+	for k, i := range idx {
+		c := cs[i]
+		state, next, inc, payload, result, msg := s.outcomeColumns(now, c)
+		p := len(args)
+		rows[k] = fmt.Sprintf("(CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS INTEGER), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT))",
+			p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8)
+		ids[k] = fmt.Sprintf("$%d", p+1)
+		args = append(args, c.ID, c.Owner, state, inc, dbTime(next), payload, result, msg)
+	}
+	q := strings.NewReplacer("{{rows}}", strings.Join(rows, ", "), "{{ids}}", strings.Join(ids, ", ")).Replace(completeBulkSQL)
+	res, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	recorded := make(map[int64]bool, len(idx))
+	for res.Next() {
+		var id int64
+		if err := res.Scan(&id); err != nil {
+			return err
+		}
+		recorded[id] = true
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	for _, i := range idx {
+		if !recorded[cs[i].ID] {
+			errs[i] = fmt.Errorf("store: complete item %d as %s: %w", cs[i].ID, cs[i].Outcome, ErrLeaseLost)
+		}
+	}
+	return nil
+}
+
+// outcomeColumns are what an outcome writes, besides the attempts of a
+// transient error (see completeTx).
+func (s *Store) outcomeColumns(now time.Time, c Completion) (state string, next time.Time, inc int, payload, result, msg any) {
+	o := c.Outcome
+	next = now
+	switch o.kind {
+	case outcomeDone:
+		state, result = StateDone, text(o.payload)
+	case outcomeNotFound:
+		state = StateNotFound
+	case outcomePending:
+		state, next, payload = StatePending, o.at, text(o.payload)
+	case outcomeRateLimited:
+		state, next = StateRetry, o.at
+		msg = "rate limited until " + o.at.UTC().Format(time.RFC3339)
+	case outcomeTransient:
+		inc = 1
+		state, msg = StateRetry, o.message()
+	case outcomeAuth:
+		state, msg = StateQueued, o.message()
+	case outcomePermanent:
+		inc = 1
+		state, msg = StateFailed, o.message()
+	case outcomeHandBack:
+		state, msg = StateQueued, "handed back by "+c.Owner+" (stopping)"
+	}
+	if next.Before(now) {
+		next = now
+	}
+	return state, next, inc, payload, result, msg
+}
+
+// completeTx records one outcome in tx. It returns ErrLeaseLost, changing
+// nothing, when c.Owner does not hold the lease, and whether this outcome
+// paused the queue.
+func (s *Store) completeTx(ctx context.Context, tx *sql.Tx, now time.Time, c Completion) (paused bool, err error) {
+	id, owner, o := c.ID, c.Owner, c.Outcome
+	state, next, inc, payload, result, msg := s.outcomeColumns(now, c)
+	if o.kind == outcomeTransient {
+		// The backoff depends on the attempts so far: read them (and
+		// lock the row) first.
+		var attempts int
+		err = tx.QueryRowContext(ctx, s.sql(leaseHeldSQL), id, owner).Scan(&attempts)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, ErrLeaseLost
+		}
+		if err != nil {
+			return false, err
+		}
+		next = now.Add(s.backoff.Nth(attempts + 1))
+	}
+	// One statement checks the lease and records the outcome.
+	res, err := tx.ExecContext(ctx, completeSQL, id, state, inc, dbTime(next), payload, result, msg, dbTime(now), owner)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, err
+	} else if n == 0 {
+		return false, ErrLeaseLost
+	}
+	if o.kind == outcomeAuth {
+		res, err := tx.ExecContext(ctx, pauseQueueSQL, o.message(), dbTime(now))
+		if err != nil {
+			return false, fmt.Errorf("pause queue: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, fmt.Errorf("pause queue: %w", err)
+		}
+		paused = n > 0
+	}
+	return paused, nil
 }
 
 // PauseState says whether the queue is paused.

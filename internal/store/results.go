@@ -125,6 +125,42 @@ func (s *Store) queryResults(ctx context.Context, query string, args ...any) ([]
 	return out, rows.Err()
 }
 
+// changedResultsSQL walks the results of a namespace in the order they
+// changed, from a keyset position (results_updated index).
+const changedResultsSQL = `SELECT key, value, updated_at FROM results
+WHERE ns = $1 AND (updated_at > $2 OR (updated_at = $2 AND key > $3))
+ORDER BY updated_at, key LIMIT $4`
+
+// ResultsAfter is a position in the results of a namespace in the order
+// they changed: after the result (At, Key). The zero value is the start.
+type ResultsAfter struct {
+	At  time.Time
+	Key string
+}
+
+// ListResultsChanged returns up to limit results of ns that changed after
+// pos, in the order they changed (then by key), and the position to ask
+// from next. Walking from the zero position reads every result once; its
+// cost is that of the results returned, never of those skipped.
+func (s *Store) ListResultsChanged(ctx context.Context, ns string, pos ResultsAfter, limit int) ([]Result, ResultsAfter, error) {
+	if limit <= 0 {
+		return nil, pos, errors.New("store: list changed results: limit must be positive")
+	}
+	at := int64(-1) // before every time, zero included
+	if !pos.At.IsZero() || pos.Key != "" {
+		at = dbTime(pos.At)
+	}
+	out, err := s.queryResults(ctx, changedResultsSQL, ns, at, pos.Key, limit)
+	if err != nil {
+		return nil, pos, fmt.Errorf("store: list changed results %s: %w", ns, err)
+	}
+	if len(out) > 0 {
+		last := out[len(out)-1]
+		pos = ResultsAfter{At: last.UpdatedAt, Key: last.Key}
+	}
+	return out, pos, nil
+}
+
 const recentResultsSQL = `SELECT key, value, updated_at FROM results WHERE ns = $1 ORDER BY updated_at DESC, key LIMIT $2`
 
 // RecentResults returns the n results of ns that changed last, newest first.

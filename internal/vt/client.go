@@ -152,7 +152,7 @@ func (c *Client) do(ctx context.Context, method, path, target string, body io.Re
 		return nil, transportError(ctx, method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	data, err := readBody(resp)
 	if err != nil {
 		return nil, transportError(ctx, method, path, err)
 	}
@@ -160,6 +160,24 @@ func (c *Client) do(ctx context.Context, method, path, target string, body io.Re
 		return data, nil
 	}
 	return nil, answerError(method, path, resp, data)
+}
+
+// readBody reads at most maxBody bytes of an answer, in one allocation
+// when the server said how long it is.
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxBody {
+		buf := make([]byte, n+1) // one more: a body longer than announced is read on
+		k, err := io.ReadFull(resp.Body, buf)
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) && int64(k) == n:
+			return buf[:k], nil
+		case err != nil:
+			return nil, err
+		}
+		rest, err := io.ReadAll(io.LimitReader(resp.Body, maxBody-int64(k)))
+		return append(buf, rest...), err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxBody))
 }
 
 // transportError classifies a failure to get an answer at all.
@@ -240,28 +258,29 @@ func (c *Client) getObject(ctx context.Context, path string) (*Object, error) {
 
 // File returns the report of a file by MD5, SHA-1 or SHA-256.
 func (c *Client) File(ctx context.Context, hash string) (*Object, error) {
-	if !IsHash(hash) {
-		return nil, fmt.Errorf("vt: file %q: %w: not an MD5, SHA-1 or SHA-256", hash, ErrBadRequest)
+	path, err := filePath(hash)
+	if err != nil {
+		return nil, err
 	}
-	return c.getObject(ctx, "files/"+strings.ToLower(hash))
+	return c.getObject(ctx, path)
 }
 
 // IPAddress returns the report of an IPv4 or IPv6 address.
 func (c *Client) IPAddress(ctx context.Context, ip string) (*Object, error) {
-	a, err := netipParse(ip)
+	path, err := ipPath(ip)
 	if err != nil {
-		return nil, fmt.Errorf("vt: ip address %q: %w: %w", ip, ErrBadRequest, err)
+		return nil, err
 	}
-	return c.getObject(ctx, "ip_addresses/"+url.PathEscape(a))
+	return c.getObject(ctx, path)
 }
 
 // Domain returns the report of a domain or host name.
 func (c *Client) Domain(ctx context.Context, domain string) (*Object, error) {
-	d, err := NormalizeDomain(domain)
+	path, err := domainPath(domain)
 	if err != nil {
-		return nil, fmt.Errorf("vt: domain %q: %w: %w", domain, ErrBadRequest, err)
+		return nil, err
 	}
-	return c.getObject(ctx, "domains/"+url.PathEscape(d))
+	return c.getObject(ctx, path)
 }
 
 // URL returns the report of a URL, addressed by its identifier (see URLID).
@@ -272,10 +291,43 @@ func (c *Client) URL(ctx context.Context, rawURL string) (*Object, error) {
 // URLByID returns the report of a URL given its identifier: the unpadded
 // base64url of the URL or the SHA-256 VirusTotal returns.
 func (c *Client) URLByID(ctx context.Context, id string) (*Object, error) {
-	if id == "" {
-		return nil, fmt.Errorf("vt: url: %w: empty identifier", ErrBadRequest)
+	path, err := urlPath(id)
+	if err != nil {
+		return nil, err
 	}
-	return c.getObject(ctx, "urls/"+url.PathEscape(id))
+	return c.getObject(ctx, path)
+}
+
+// filePath, ipPath, domainPath and urlPath check a lookup's identifier
+// and return the API path of its report.
+func filePath(hash string) (string, error) {
+	if !IsHash(hash) {
+		return "", fmt.Errorf("vt: file %q: %w: not an MD5, SHA-1 or SHA-256", hash, ErrBadRequest)
+	}
+	return "files/" + strings.ToLower(hash), nil
+}
+
+func ipPath(ip string) (string, error) {
+	a, err := netipParse(ip)
+	if err != nil {
+		return "", fmt.Errorf("vt: ip address %q: %w: %w", ip, ErrBadRequest, err)
+	}
+	return "ip_addresses/" + url.PathEscape(a), nil
+}
+
+func domainPath(domain string) (string, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return "", fmt.Errorf("vt: domain %q: %w: %w", domain, ErrBadRequest, err)
+	}
+	return "domains/" + url.PathEscape(d), nil
+}
+
+func urlPath(id string) (string, error) {
+	if id == "" {
+		return "", fmt.Errorf("vt: url: %w: empty identifier", ErrBadRequest)
+	}
+	return "urls/" + url.PathEscape(id), nil
 }
 
 // URLServingIP returns the IP address that last served a URL (GET

@@ -55,7 +55,22 @@ type Config struct {
 	OnIdle func(ctx context.Context)
 	// OnClaim, when set, is called each time a worker got an item.
 	OnClaim func()
-	Log     *slog.Logger
+	// Batch, above 1, has the pool claim up to that many items at once
+	// (holding up to Workers+Batch leased items: those being worked and
+	// those waiting for a worker) and record the outcomes that are ready,
+	// up to that many, in one transaction, when the queue can
+	// (BatchQueue): a commit for many items instead of two per item. The
+	// pool's leases are then held as Owner/Name and renewed together.
+	// Default 1: each worker claims and completes its own items.
+	Batch int
+	Log   *slog.Logger
+}
+
+// BatchQueue is a Queue that records several outcomes at once (see
+// store.Store.CompleteMany).
+type BatchQueue interface {
+	Queue
+	CompleteMany(ctx context.Context, cs []store.Completion) ([]error, error)
 }
 
 // Pool is a set of workers over one queue.
@@ -100,6 +115,10 @@ func (p *Pool) Wake() {
 // Run runs the workers until ctx ends. Items in flight then are handed
 // back to the queue, ready for the next run.
 func (p *Pool) Run(ctx context.Context) error {
+	if bq, ok := p.q.(BatchQueue); ok && p.cfg.Batch > 1 {
+		p.runBatched(ctx, bq)
+		return nil
+	}
 	var wg sync.WaitGroup
 	for i := range p.cfg.Workers {
 		wg.Go(func() { p.loop(ctx, fmt.Sprintf("%s/%s-%d", p.cfg.Owner, p.cfg.Name, i)) })
@@ -149,14 +168,8 @@ func (p *Pool) idle(ctx context.Context) {
 // meanwhile, and records the outcome: the handler's, or a hand-back when
 // ctx ended first.
 func (p *Pool) Work(ctx context.Context, owner string, it store.Item) {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go p.keepLease(wctx, owner, it.ID)
-	out := p.run(wctx, it)
-	if ctx.Err() != nil {
-		out = store.HandBack()
-	}
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	out := p.attempt(ctx, owner, it, true)
+	cctx, ccancel := completeContext(ctx)
 	defer ccancel()
 	if err := p.q.Complete(cctx, it.ID, owner, out); err != nil {
 		p.log.Error("recording an outcome failed; the item is retried when its lease expires",
@@ -164,6 +177,31 @@ func (p *Pool) Work(ctx context.Context, owner string, it store.Item) {
 		return
 	}
 	p.log.Debug("item processed", "kind", it.Kind, "key", it.Key, "outcome", out.String())
+}
+
+// attempt runs the handler on an item owner has claimed, renewing the
+// lease meanwhile, and returns the outcome to record: the handler's, or a
+// hand-back when ctx ended first.
+func (p *Pool) attempt(ctx context.Context, owner string, it store.Item, keepLease bool) store.Outcome {
+	if ctx.Err() != nil {
+		return store.HandBack()
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if keepLease {
+		go p.keepLease(wctx, owner, it.ID)
+	}
+	out := p.run(wctx, it)
+	if ctx.Err() != nil {
+		out = store.HandBack()
+	}
+	return out
+}
+
+// completeContext bounds the recording of outcomes, which goes on after
+// ctx ended (hand-backs at shutdown).
+func completeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 }
 
 // run calls the handler, turning a panic into a permanent failure of

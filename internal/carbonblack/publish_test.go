@@ -1,0 +1,196 @@
+package carbonblack
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vtconnector/vtconnector/internal/store"
+)
+
+// memResults is an in-memory resultLister that counts the verdicts read.
+type memResults struct {
+	mu   sync.Mutex
+	rs   map[string]store.Result
+	read int
+}
+
+func (m *memResults) put(t *testing.T, v Verdict, at time.Time) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rs[v.MD5] = store.Result{Key: v.MD5, Value: b, UpdatedAt: at}
+}
+
+func (m *memResults) sorted() []store.Result {
+	out := make([]store.Result, 0, len(m.rs))
+	for _, r := range m.rs {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b store.Result) int {
+		return cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), strings.Compare(a.Key, b.Key))
+	})
+	return out
+}
+
+func (m *memResults) ListResults(_ context.Context, _ string, offset, limit int) ([]store.Result, int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := m.sorted()
+	slices.SortFunc(all, func(a, b store.Result) int { return strings.Compare(a.Key, b.Key) })
+	end := min(offset+limit, len(all))
+	return all[min(offset, end):end], len(all), nil
+}
+
+func (m *memResults) ListResultsChanged(_ context.Context, _ string, pos store.ResultsAfter, limit int) ([]store.Result, store.ResultsAfter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Result
+	for _, r := range m.sorted() {
+		if c := r.UpdatedAt.Compare(pos.At); (pos != store.ResultsAfter{}) && (c < 0 || c == 0 && r.Key <= pos.Key) {
+			continue
+		}
+		out = append(out, r)
+		if len(out) == limit {
+			break
+		}
+	}
+	m.read += len(out)
+	if len(out) > 0 {
+		pos = store.ResultsAfter{At: out[len(out)-1].UpdatedAt, Key: out[len(out)-1].Key}
+	}
+	return out, pos, nil
+}
+
+// syncs records the sync requests.
+type syncs struct{ full []bool }
+
+func (s *syncs) MarkDirty(full bool) { s.full = append(s.full, full) }
+
+func detected(md5 string, positives int) Verdict {
+	return Verdict{MD5: md5, Found: true, Positives: positives, Total: 70, Link: "https://www.virustotal.com/gui/file/" + strings.ToLower(md5)}
+}
+
+func feedIDsOf(t *testing.T, c *FeedCache) []string {
+	t.Helper()
+	var f Feed
+	if err := json.Unmarshal(c.Current().Body, &f); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range f.Reports {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// TestPublisherReadsOnlyWhatChanged: after the first refresh, a refresh
+// reads the verdicts that changed (and those of the overlap window), not
+// every verdict; it renders and asks for a sync only when a report
+// changed, a full one when a report was withdrawn.
+func TestPublisherReadsOnlyWhatChanged(t *testing.T) {
+	ctx := t.Context()
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := &memResults{rs: map[string]store.Result{}}
+	for i := range 500 {
+		v := detected(strings.ToUpper(strings.Repeat("0", 28)+string(rune('a'+i%6))+twoHex(i)), 1+i%3)
+		if i%2 == 1 {
+			v.Positives = 0 // clean: no report
+		}
+		m.put(t, v, clock.Add(-time.Hour+time.Duration(i)*time.Second))
+	}
+	cache, sy := NewFeedCache(), &syncs{}
+	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, sy, slog.New(slog.DiscardHandler))
+	p.now = func() time.Time { return clock }
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := cache.Current().Reports; n != 250 || len(sy.full) != 0 {
+		t.Fatalf("first render: %d reports, syncs %v; want 250 and none", n, sy.full)
+	}
+
+	// One new detection.
+	clock = clock.Add(time.Minute)
+	m.put(t, detected("F0000000000000000000000000000001", 9), clock)
+	m.read = 0
+	snap := cache.Current()
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The change and the verdicts of the overlap window before the last
+	// one seen (one a second).
+	if m.read > 1+int(changeOverlap/time.Second)+1 {
+		t.Errorf("%d verdicts read for one change", m.read)
+	}
+	if ids := feedIDsOf(t, cache); !slices.Contains(ids, "Binary_F0000000000000000000000000000001") || len(ids) != 251 {
+		t.Errorf("new detection not in the feed (%d reports)", len(ids))
+	}
+	if cache.Current() == snap || len(sy.full) != 1 || sy.full[0] {
+		t.Errorf("new report: re-rendered %v, syncs %v; want a render and one incremental sync", cache.Current() != snap, sy.full)
+	}
+
+	// Nothing changed: no render, no sync.
+	clock = clock.Add(time.Minute)
+	snap = cache.Current()
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cache.Current() != snap || len(sy.full) != 1 {
+		t.Errorf("no change: re-rendered %v, syncs %v", cache.Current() != snap, sy.full)
+	}
+
+	// The detection turns clean: withdrawn, full sync.
+	clock = clock.Add(time.Minute)
+	v := detected("F0000000000000000000000000000001", 0)
+	m.put(t, v, clock)
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids := feedIDsOf(t, cache); slices.Contains(ids, "Binary_F0000000000000000000000000000001") || len(ids) != 250 {
+		t.Errorf("withdrawn report still in the feed (%d reports)", len(ids))
+	}
+	if len(sy.full) != 2 || !sy.full[1] {
+		t.Errorf("syncs %v; want a full sync after a withdrawal", sy.full)
+	}
+
+	// A verdict that committed late, within the overlap, is read.
+	m.put(t, detected("F0000000000000000000000000000002", 3), clock.Add(-changeOverlap/2))
+	clock = clock.Add(time.Second)
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids := feedIDsOf(t, cache); !slices.Contains(ids, "Binary_F0000000000000000000000000000002") {
+		t.Error("a verdict stored late (within the overlap) is missing")
+	}
+	// One later than the overlap waits for the full read.
+	m.put(t, detected("F0000000000000000000000000000003", 3), clock.Add(-time.Hour))
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(fullEvery)
+	m.read = 0
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids := feedIDsOf(t, cache); !slices.Contains(ids, "Binary_F0000000000000000000000000000003") {
+		t.Error("the full read missed a verdict")
+	}
+	if m.read < 500 {
+		t.Errorf("full read read %d verdicts", m.read)
+	}
+}
+
+func twoHex(i int) string {
+	const hex = "0123456789ABCDEF"
+	return string([]byte{hex[i>>8&15], hex[i>>4&15], hex[i&15]})
+}

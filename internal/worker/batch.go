@@ -1,0 +1,194 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/vtconnector/vtconnector/internal/retry"
+	"github.com/vtconnector/vtconnector/internal/store"
+)
+
+// runBatched is Run with Config.Batch. One claimer leases items, up to
+// Batch at a time, into a buffer the workers take from; one recorder
+// commits the outcomes that are ready, up to Batch at a time (while it
+// commits, the next ones gather); one keeper renews every lease the pool
+// holds. A slot frees when its outcome is committed, so the pool never
+// holds more than Workers+Batch leases.
+func (p *Pool) runBatched(ctx context.Context, q BatchQueue) {
+	owner := p.cfg.Owner + "/" + p.cfg.Name
+	slots := p.cfg.Workers + p.cfg.Batch
+	work := make(chan store.Item, slots)
+	outcomes := make(chan store.Completion, slots)
+	free := make(chan struct{}, slots) // one token per free slot
+	for range slots {
+		free <- struct{}{}
+	}
+	h := &held{ids: map[int64]bool{}}
+	var wg sync.WaitGroup
+	for range p.cfg.Workers {
+		wg.Go(func() {
+			for it := range work {
+				outcomes <- store.Completion{ID: it.ID, Owner: owner, Outcome: p.attempt(ctx, owner, it, false)}
+			}
+		})
+	}
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		p.record(ctx, q, outcomes, free, h)
+	}()
+	kctx, stopKeeper := context.WithCancel(ctx)
+	var keeper sync.WaitGroup
+	keeper.Go(func() { p.keepLeases(kctx, q, owner, h) })
+
+	for ctx.Err() == nil {
+		select { // one free slot, then every other one, up to Batch
+		case <-free:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+	more:
+		for n < p.cfg.Batch {
+			select {
+			case <-free:
+				n++
+				continue
+			default:
+			}
+			// While the workers have plenty to do, wait to claim a
+			// fuller batch.
+			if len(work) < p.cfg.Workers {
+				break more
+			}
+			select {
+			case <-free:
+				n++
+			case <-ctx.Done():
+				break more
+			}
+		}
+		items, err := q.Claim(ctx, owner, p.cfg.Kinds, n, p.cfg.Lease)
+		for range n - len(items) {
+			free <- struct{}{}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("claiming work failed", "worker", owner, "error", err)
+			}
+			_ = retry.Sleep(ctx, p.cfg.Idle)
+			continue
+		}
+		if len(items) == 0 {
+			if p.cfg.OnIdle != nil {
+				p.cfg.OnIdle(ctx)
+			}
+			p.idle(ctx)
+			continue
+		}
+		for _, it := range items {
+			h.add(it.ID)
+			if p.cfg.OnClaim != nil {
+				p.cfg.OnClaim()
+			}
+			work <- it // never blocks: it has a slot
+		}
+	}
+	close(work) // workers hand back what is left
+	wg.Wait()
+	close(outcomes)
+	<-recorded
+	stopKeeper()
+	keeper.Wait()
+}
+
+// held is the set of items the pool holds leases on.
+type held struct {
+	mu  sync.Mutex
+	ids map[int64]bool
+}
+
+func (h *held) add(id int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ids[id] = true
+}
+
+func (h *held) remove(id int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.ids, id)
+}
+
+func (h *held) list() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int64, 0, len(h.ids))
+	for id := range h.ids {
+		out = append(out, id)
+	}
+	return out
+}
+
+// keepLeases renews every held lease each third of the lease.
+func (p *Pool) keepLeases(ctx context.Context, q Queue, owner string, h *held) {
+	t := time.NewTicker(p.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, id := range h.list() {
+			err := q.ExtendLease(ctx, id, owner, p.cfg.Lease)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, store.ErrLeaseLost):
+				p.log.Warn("lease lost while working; another worker may take the item", "item", id)
+			default:
+				p.log.Warn("extending a lease failed", "item", id, "error", err)
+			}
+		}
+	}
+}
+
+// record commits outcomes as they come: each time, all those that are
+// ready (up to Batch). It frees their slots.
+func (p *Pool) record(ctx context.Context, q BatchQueue, outcomes <-chan store.Completion, free chan<- struct{}, h *held) {
+	batch := make([]store.Completion, 0, p.cfg.Batch)
+	for c := range outcomes {
+		batch = append(batch[:0], c)
+	more:
+		for len(batch) < p.cfg.Batch {
+			select {
+			case c, ok := <-outcomes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, c)
+			default:
+				break more
+			}
+		}
+		cctx, cancel := completeContext(ctx)
+		errs, err := q.CompleteMany(cctx, batch)
+		cancel()
+		for i, c := range batch {
+			e := err
+			if e == nil {
+				e = errs[i]
+			}
+			if e != nil {
+				p.log.Error("recording an outcome failed; the item is retried when its lease expires",
+					"item", c.ID, "outcome", c.Outcome.String(), "error", e)
+			} else {
+				p.log.Debug("item processed", "item", c.ID, "outcome", c.Outcome.String())
+			}
+			h.remove(c.ID)
+			free <- struct{}{}
+		}
+	}
+}
