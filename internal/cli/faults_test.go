@@ -53,6 +53,11 @@ type figure struct {
 	Duration time.Duration
 	NotRun   string // why the scenario did not run
 	Failed   bool
+	// Known names a known bug that keeps the books from balancing: the
+	// scenario is reported as a known failure instead of failing the run
+	// (VTC_FAULTS_STRICT=1 fails it anyway).
+	Known string
+	known bool // the known bug showed
 }
 
 // books is the accounting of a scenario at one moment.
@@ -101,16 +106,21 @@ func settle(d time.Duration, check func() books) (books, time.Duration) {
 func (f *figure) close(t *testing.T, b books, recovered time.Duration, began time.Time) {
 	t.Helper()
 	f.Items, f.Lost, f.Dup, f.Wrong, f.Recover, f.Duration = b.Items, b.Lost, b.Dup, b.Wrong, recovered, time.Since(began)
+	report := t.Errorf
+	if f.Known != "" && os.Getenv("VTC_FAULTS_STRICT") == "" {
+		report = t.Logf
+	}
 	if !b.balanced() {
-		f.Failed = true
-		t.Errorf("%s: the books do not balance after %s: %d items, %d lost, %d duplicated, %d wrong; pending %v",
+		f.known = f.Known != ""
+		f.Failed = !f.known || os.Getenv("VTC_FAULTS_STRICT") != ""
+		report("%s: the books do not balance after %s: %d items, %d lost, %d duplicated, %d wrong; pending %v",
 			f.Scenario, recovered.Round(time.Millisecond), b.Items, b.Lost, b.Dup, b.Wrong, b.Pending)
 		for i, p := range b.Problems {
 			if i == 20 {
-				t.Errorf("… and %d more", len(b.Problems)-i)
+				report("… and %d more", len(b.Problems)-i)
 				break
 			}
-			t.Error(p)
+			report("%s", p)
 		}
 	}
 	t.Logf("%s: %d items, %d lost, %d duplicated, %d wrong, recovered in %s, took %s",
@@ -185,8 +195,11 @@ func faultTable(m faultMode, figs []*figure) string {
 			continue
 		}
 		result := "ok"
-		if f.Failed {
+		switch {
+		case f.Failed:
 			result = "**FAILED**"
+		case f.known:
+			result = "**KNOWN FAILURE**: " + f.Known
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %s | %s | %s |\n", f.Scenario, f.Faults, f.Items, f.Lost, f.Dup, f.Wrong,
 			f.Recover.Round(100*time.Millisecond), f.Duration.Round(time.Second), result)
