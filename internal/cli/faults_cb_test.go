@@ -250,7 +250,7 @@ func faultCbVTErrors(t *testing.T, m faultMode, f *figure) {
 	st := openBooks(t, filepath.Join(w.dir, "cb.db"))
 	progressed(t, st, 10) // storms in the middle of the work (see the report: a storm at the start pins the rate)
 	front.storms(storms, stormLen, pick(m, 5*time.Second, 500*time.Millisecond))
-	b, took := w.cbSettle(st, md5s, w.expected(t, md5s), pick(m, 5*time.Minute, 90*time.Second))
+	b, took := w.cbSettle(st, md5s, w.expected(t, md5s), pick(m, 5*time.Minute, 45*time.Second))
 	f.Known = "with an unlimited per-minute budget a 429 storm cuts the rate to the rate seen over the last minute and it climbs back too slowly (internal/engine/rate.go Scheduler.Refused): items wait, none is lost"
 	vs := w.vt.Stats()
 	t.Logf("VirusTotal: %d requests, %d 503s, %d slow; %d refused by storms", vs.Requests, vs.Faults, vs.Slow, front.storms429.Load())
