@@ -4,7 +4,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vtconnector/vtconnector/internal/cli.Version=$(VERSION)
 
-.PHONY: build test lint bench dist packages check-packages demo clean fuzz fuzz-short
+.PHONY: build test lint bench dist packages check-packages demo clean fuzz fuzz-short faults faults-short
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vtconnector ./cmd/vtconnector
@@ -37,6 +37,19 @@ fuzz:
 # What CI runs: every target for a few seconds, nothing written.
 fuzz-short:
 	GO='$(GO)' $(GO) run ./scripts/fuzzrun -time 3s -out ""
+
+# The fault suite (internal/cli/faults_*_test.go, build tag faults): each
+# daemon end to end against the simulators under SIGKILLs, VirusTotal
+# errors and 429 storms, Carbon Black down, PostgreSQL and RabbitMQ cut,
+# a full disk, stalled uploads; the books of every scenario are checked and
+# RELIABILITY.md's fault table is rewritten. PostgreSQL scenarios need
+# VTC_TEST_POSTGRES_DSN, the disk-full one root (a tmpfs).
+faults:
+	VTC_FAULTS_OUT=$(CURDIR)/RELIABILITY.md $(GO) test -tags faults -run '^TestFaults$$' -count=1 -v -timeout 60m ./internal/cli/
+
+# What CI runs: a few kills, seconds of outage, the table only printed.
+faults-short:
+	FAULTS=short $(GO) test -tags faults -run '^TestFaults$$' -count=1 -v -timeout 10m ./internal/cli/
 
 # Static release binaries for every DIST_PLATFORMS entry, named
 # vtconnector_<version>_<os>_<arch>, and their SHA256SUMS, in dist/.

@@ -169,9 +169,20 @@ func (p *Pool) idle(ctx context.Context) {
 // ctx ended first.
 func (p *Pool) Work(ctx context.Context, owner string, it store.Item) {
 	out := p.attempt(ctx, owner, it, true)
-	cctx, ccancel := completeContext(ctx)
-	defer ccancel()
-	if err := p.q.Complete(cctx, it.ID, owner, out); err != nil {
+	// The database may be away for a moment (a cut connection, a full
+	// disk): recording the outcome is retried while the lease holds, so
+	// that the item finishes as soon as the database is back instead of
+	// when its lease expires. A stopping pool tries once.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Lease)
+	defer rcancel()
+	err := retry.Until(rctx, retry.Backoff{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
+		cctx, ccancel := context.WithTimeout(rctx, 30*time.Second)
+		defer ccancel()
+		return p.q.Complete(cctx, it.ID, owner, out)
+	}, func(err error) bool { return ctx.Err() != nil || errors.Is(err, store.ErrLeaseLost) }, func(err error, wait time.Duration) {
+		p.log.Warn("recording an outcome failed; retrying", "kind", it.Kind, "key", it.Key, "outcome", out.String(), "error", err, "wait", wait)
+	})
+	if err != nil {
 		p.log.Error("recording an outcome failed; the item is retried when its lease expires",
 			"kind", it.Kind, "key", it.Key, "outcome", out.String(), "error", err)
 		return

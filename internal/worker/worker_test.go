@@ -268,3 +268,38 @@ func TestOutcomeMapsErrorsToExplicitOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// flakyComplete fails the first n Complete calls, as a database that is
+// cut or full for a moment does.
+type flakyComplete struct {
+	*store.Store
+	n atomic.Int32
+}
+
+func (f *flakyComplete) Complete(ctx context.Context, id int64, owner string, o store.Outcome) error {
+	if f.n.Add(-1) >= 0 {
+		return errors.New("database is locked: disk full")
+	}
+	return f.Store.Complete(ctx, id, owner, o)
+}
+
+func TestOutcomeIsRecordedOnceTheDatabaseIsBack(t *testing.T) {
+	st := openStore(t)
+	enqueue(t, st, "k", "a")
+	q := &flakyComplete{Store: st}
+	q.n.Store(3)
+	p := New(q, Config{Name: "t", Owner: "test", Lease: time.Hour}, func(ctx context.Context, it store.Item) store.Outcome {
+		return store.Done([]byte(`{"ok":true}`))
+	})
+	items, err := st.Claim(t.Context(), "test/t-0", nil, 1, time.Hour)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("claim: %v %v", items, err)
+	}
+	p.Work(t.Context(), "test/t-0", items[0])
+	if it := item(t, st, "k", "a"); it.State != store.StateDone {
+		t.Errorf("after 3 failed recordings: state %s, want done (recorded when the database came back, not after the one-hour lease)", it.State)
+	}
+	if n := q.n.Load(); n >= 0 {
+		t.Errorf("Complete was not retried until it succeeded (%d failures left)", n)
+	}
+}
