@@ -51,7 +51,14 @@ func (s *Scheduler) Refused(now time.Time) {
 		from = s.lim.PerMinute
 	}
 	if from == 0 {
-		from = max(1, s.sent.inLast(now))
+		// The rate observed over the last minute, extrapolated when the
+		// daemon has been sending for less than a minute (a 429 seconds
+		// after start must not cut to the handful sent so far).
+		obs := float64(s.sent.inLast(now))
+		if cover := now.Sub(s.firstSent); !s.firstSent.IsZero() && cover < MinuteWindow {
+			obs *= float64(MinuteWindow) / float64(max(cover, time.Second))
+		}
+		from = max(1, int(obs))
 		s.ceiling = from
 	}
 	if !s.lastCut.IsZero() && now.Sub(s.lastCut) < 2*MinuteWindow {
@@ -99,14 +106,22 @@ func (s *Scheduler) limitsLocked(now time.Time) Limits {
 	if s.rate == 0 {
 		return l
 	}
-	target := l.PerMinute
+	target, step := l.PerMinute, MinuteWindow
 	if target == 0 {
-		target = s.ceiling
+		// No per-minute budget: the rate cut from is only what was
+		// observed, often little (a storm of 429s right after start), so
+		// it grows by half after each clean half window instead of creeping
+		// back by a twentieth of it a minute.
+		target, step = s.ceiling, MinuteWindow/2
 	}
-	if !s.cleanSince.IsZero() && now.Sub(s.cleanSince) >= MinuteWindow && now.Sub(s.lastRaise) >= MinuteWindow {
-		s.rate += max(1, target/rateSteps)
+	if !s.cleanSince.IsZero() && now.Sub(s.cleanSince) >= step && now.Sub(s.lastRaise) >= step {
+		if l.PerMinute == 0 {
+			s.rate = max(s.rate+1, s.rate*3/2)
+		} else {
+			s.rate += max(1, target/rateSteps)
+		}
 		s.lastRaise = now
-		s.log.Info("no 429 for a minute: raising the per-minute rate", "to", min(s.rate, target))
+		s.log.Info("no 429 for a while: raising the per-minute rate", "to", min(s.rate, target))
 	}
 	if s.rate >= target {
 		s.rate, s.ceiling = 0, 0

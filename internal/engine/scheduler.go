@@ -80,6 +80,7 @@ type Scheduler struct {
 	cleanSince time.Time
 	// Per second over the last minute: grants, answers and 429s.
 	sent, answered, refusals sentCounter
+	firstSent                time.Time // the first grant: how much of the last minute the counters cover
 }
 
 type waiter struct {
@@ -246,6 +247,9 @@ func (s *Scheduler) pump() {
 			w.done = true
 			s.queues[p] = s.queues[p][1:]
 			s.sent.add(now)
+			if s.firstSent.IsZero() {
+				s.firstSent = now
+			}
 			if s.cleanSince.IsZero() {
 				s.cleanSince = now
 			}
