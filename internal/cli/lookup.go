@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 type lookupFlags struct {
 	apiKey      string
+	apiKeyFile  string
 	vtURL       string
 	rate        int
 	daily       int
@@ -68,7 +71,8 @@ some failed, 2 for usage or configuration errors.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.apiKey, "apikey", "", "VirusTotal API key (default $VIRUSTOTAL_TOKEN)")
+	fl.StringVar(&f.apiKey, "apikey", "", "VirusTotal API key (default $VIRUSTOTAL_TOKEN); it shows in the process list: prefer $VIRUSTOTAL_TOKEN or --apikey-file")
+	fl.StringVar(&f.apiKeyFile, "apikey-file", "", `read the VirusTotal API key from the first line of this file ("-": the first line of standard input; the queries follow)`)
 	fl.StringVar(&f.vtURL, "vt-url", "", "VirusTotal API base URL (default $VIRUSTOTAL_URL or "+vt.DefaultBaseURL+")")
 	fl.IntVar(&f.rate, "rate", engine.PublicKeyLimits.PerMinute, "requests per minute the key allows (0 = unlimited)")
 	fl.IntVar(&f.daily, "daily", engine.PublicKeyLimits.PerDay, "requests per UTC day the key allows (0 = unlimited)")
@@ -120,7 +124,27 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 	if err != nil {
 		return err
 	}
-	if f.apiKey == "" {
+	stdin := e.stdin
+	var problems []error
+	switch {
+	case f.apiKeyFile != "" && f.apiKey != "":
+		problems = append(problems, errors.New("--apikey and --apikey-file: give one"))
+	case f.apiKeyFile == "-":
+		br := bufio.NewReader(e.stdin)
+		line, err := br.ReadString('\n')
+		if err != nil && line == "" {
+			problems = append(problems, errors.New("--apikey-file -: standard input has no first line with the key"))
+		}
+		f.apiKey, stdin = strings.TrimSpace(line), br
+	case f.apiKeyFile != "":
+		b, err := os.ReadFile(f.apiKeyFile)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("--apikey-file: %w", err))
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		f.apiKey = strings.TrimSpace(first)
+	}
+	if f.apiKey == "" && f.apiKeyFile == "" {
 		f.apiKey = e.getenv("VIRUSTOTAL_TOKEN")
 	}
 	if f.vtURL == "" {
@@ -129,9 +153,8 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 	if f.vtURL == "" {
 		f.vtURL = vt.DefaultBaseURL
 	}
-	var problems []error
-	if strings.TrimSpace(f.apiKey) == "" {
-		problems = append(problems, errors.New("no VirusTotal API key: pass --apikey or set VIRUSTOTAL_TOKEN"))
+	if strings.TrimSpace(f.apiKey) == "" && len(problems) == 0 {
+		problems = append(problems, errors.New("no VirusTotal API key: set VIRUSTOTAL_TOKEN, or pass --apikey-file (or --apikey)"))
 	}
 	lim := engine.Limits{PerMinute: f.rate, PerDay: f.daily, PerMonth: f.monthly}
 	if err := lim.Validate(); err != nil {
@@ -174,7 +197,7 @@ func runLookup(cmd *cobra.Command, e *env, f *lookupFlags, args []string) error 
 		// before it adds up.
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(lookupMemoryLimit))
 	}
-	src := newQueries(e.stdin, args, f.files)
+	src := newQueries(stdin, args, f.files)
 	defer src.close()
 	if _, ok := src.peek(cmd.Context()); !ok {
 		if err := src.err(); err != nil {

@@ -418,3 +418,27 @@ func TestLookupPrivateUploadNeverReachesPublicEndpoints(t *testing.T) {
 		}
 	})
 }
+
+func TestLookupReadsTheKeyFromAFileOrStandardInput(t *testing.T) {
+	sim := fakevt.New(fakevt.Config{Keys: []string{"file-held-key"}, UnknownPercent: -1})
+	keyFile := filepath.Join(t.TempDir(), "vt.key")
+	if err := os.WriteFile(keyFile, []byte("file-held-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, sim, "", nil, "lookup", "--apikey-file", keyFile, "--vt-url", simBase, "--rate", "0", "8.8.8.8")
+	if got := decodeLines(t, r.stdout); r.code != 0 || len(got) != 1 || !got[0].Found {
+		t.Errorf("--apikey-file FILE: exit %d %+v\n%s", r.code, got, r.stderr)
+	}
+	r = runCLI(t, sim, "file-held-key\n8.8.8.8\nexample.com\n", nil, "lookup", "--apikey-file", "-", "--vt-url", simBase, "--rate", "0")
+	if got := decodeLines(t, r.stdout); r.code != 0 || len(got) != 2 || got[0].Query != "8.8.8.8" {
+		t.Errorf("--apikey-file -: exit %d %+v\n%s", r.code, got, r.stderr)
+	}
+	r = runCLI(t, sim, "", nil, "lookup", "--apikey-file", keyFile, "--apikey", "x", "--vt-url", simBase, "8.8.8.8")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "give one") {
+		t.Errorf("both flags: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runCLI(t, sim, "", nil, "lookup", "--apikey-file", filepath.Join(t.TempDir(), "none"), "--vt-url", simBase, "8.8.8.8")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "--apikey-file") {
+		t.Errorf("missing key file: exit %d\n%s", r.code, r.stderr)
+	}
+}
