@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -173,22 +175,53 @@ func (p *Pool) record(ctx context.Context, q BatchQueue, outcomes <-chan store.C
 				break more
 			}
 		}
-		cctx, cancel := completeContext(ctx)
-		errs, err := q.CompleteMany(cctx, batch)
-		cancel()
-		for i, c := range batch {
-			e := err
-			if e == nil {
-				e = errs[i]
-			}
-			if e != nil {
+		p.recordBatch(ctx, q, batch, func(c store.Completion, err error) {
+			if err != nil {
 				p.log.Error("recording an outcome failed; the item is retried when its lease expires",
-					"item", c.ID, "outcome", c.Outcome.String(), "error", e)
+					"item", c.ID, "outcome", c.Outcome.String(), "error", err)
 			} else {
 				p.log.Debug("item processed", "item", c.ID, "outcome", c.Outcome.String())
 			}
 			h.remove(c.ID)
 			free <- struct{}{}
+		})
+	}
+}
+
+// recordBatch records a batch of outcomes and calls done once for each.
+// The database may be away for a moment (a cut connection, a full disk):
+// what could not be recorded is tried again while the lease holds, so
+// the items finish as soon as it is back instead of when their leases
+// expire. A stopping pool tries once.
+func (p *Pool) recordBatch(ctx context.Context, q BatchQueue, batch []store.Completion, done func(store.Completion, error)) {
+	pending := batch
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Lease)
+	defer rcancel()
+	err := retry.Until(rctx, retry.Backoff{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
+		cctx, cancel := context.WithTimeout(rctx, 30*time.Second)
+		errs, err := q.CompleteMany(cctx, pending)
+		cancel()
+		if err != nil {
+			return err
 		}
+		var again []store.Completion
+		var first error
+		for i, c := range pending {
+			if errs[i] == nil || errors.Is(errs[i], store.ErrLeaseLost) {
+				done(c, errs[i])
+				continue
+			}
+			again = append(again, c)
+			first = cmp.Or(first, errs[i])
+		}
+		if pending = again; len(pending) > 0 {
+			return fmt.Errorf("%d outcomes not recorded: %w", len(pending), first)
+		}
+		return nil
+	}, func(error) bool { return ctx.Err() != nil }, func(err error, wait time.Duration) {
+		p.log.Warn("recording outcomes failed; retrying", "items", len(pending), "error", err, "wait", wait)
+	})
+	for _, c := range pending {
+		done(c, err)
 	}
 }

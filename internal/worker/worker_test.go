@@ -303,3 +303,50 @@ func TestOutcomeIsRecordedOnceTheDatabaseIsBack(t *testing.T) {
 		t.Errorf("Complete was not retried until it succeeded (%d failures left)", n)
 	}
 }
+
+// flakyCompleteMany fails its first n batch recordings, as a database that
+// is away for a moment.
+type flakyCompleteMany struct {
+	*store.Store
+	n atomic.Int32
+}
+
+func (f *flakyCompleteMany) CompleteMany(ctx context.Context, cs []store.Completion) ([]error, error) {
+	if f.n.Add(-1) >= 0 {
+		return nil, errors.New("connection reset by peer")
+	}
+	return f.Store.CompleteMany(ctx, cs)
+}
+
+func TestBatchedOutcomesAreRecordedOnceTheDatabaseIsBack(t *testing.T) {
+	st := openStore(t)
+	q := &flakyCompleteMany{Store: st}
+	q.n.Store(3)
+	p := New(q, Config{Name: "b", Owner: "test", Lease: time.Hour, Batch: 4}, nil)
+	for _, k := range []string{"a", "b"} {
+		enqueue(t, st, "k", k)
+	}
+	items, err := st.Claim(t.Context(), "test/b", nil, 2, time.Hour)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("claim: %v %v", items, err)
+	}
+	var cs []store.Completion
+	for _, it := range items {
+		cs = append(cs, store.Completion{ID: it.ID, Owner: "test/b", Outcome: store.Done(nil)})
+	}
+	done := 0
+	p.recordBatch(t.Context(), q, cs, func(c store.Completion, err error) {
+		if err != nil {
+			t.Errorf("item %d: %v", c.ID, err)
+		}
+		done++
+	})
+	if done != 2 {
+		t.Errorf("done called %d times, want once per item", done)
+	}
+	for _, k := range []string{"a", "b"} {
+		if it := item(t, st, "k", k); it.State != store.StateDone {
+			t.Errorf("%s: state %s, want done once the database came back (not after the one-hour lease)", k, it.State)
+		}
+	}
+}
