@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vtconnector/vtconnector/internal/redirect"
+	"github.com/vtconnector/vtconnector/internal/tlsca"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -91,15 +91,11 @@ func NewClientCA(baseURL, token string, sslVerify bool, caFile string, timeout t
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	switch {
 	case caFile != "":
-		pem, err := os.ReadFile(caFile)
+		tc, err := tlsca.Config(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("carbonblack: CA bundle: %w", err)
+			return nil, fmt.Errorf("carbonblack: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("carbonblack: CA bundle %s: no PEM certificate in it", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = tc
 	case !sslVerify:
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the operator's choice (carbonblack_server_sslverify)
 	}

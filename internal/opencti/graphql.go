@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vtconnector/vtconnector/internal/redirect"
 	"github.com/vtconnector/vtconnector/internal/stix"
+	"github.com/vtconnector/vtconnector/internal/tlsca"
 )
 
 // The GraphQL documents the connector sends. They are constants so that a
@@ -136,15 +135,11 @@ func NewPlatformCA(baseURL, token string, sslVerify bool, caFile string, headers
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	switch {
 	case caFile != "":
-		pem, err := os.ReadFile(caFile)
+		tc, err := tlsca.Config(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("opencti: CA bundle: %w", err)
+			return nil, fmt.Errorf("opencti: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("opencti: CA bundle %s: no PEM certificate in it", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = tc
 	case !sslVerify:
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // OPENCTI_SSL_VERIFY=false, pycti's default
 	}
