@@ -244,18 +244,9 @@ func (p *Platform) ensureConsumer(id string) error {
 	if running || closed {
 		return nil
 	}
-	ch, err := p.channel()
+	ch, deliveries, err := p.consume(p.pushQueue(id))
 	if err != nil {
 		return err
-	}
-	if err := ch.Qos(1, 0, false); err != nil {
-		ch.Close()
-		return fmt.Errorf("set prefetch on %s: %w", p.pushQueue(id), err)
-	}
-	deliveries, err := ch.Consume(p.pushQueue(id), "", false, false, false, false, nil)
-	if err != nil {
-		ch.Close()
-		return fmt.Errorf("consume %s: %w", p.pushQueue(id), err)
 	}
 	c := &consumer{ch: ch}
 	p.mu.Lock()
@@ -296,4 +287,23 @@ func (p *Platform) stopConsumer(id string) {
 	if c != nil {
 		c.stop()
 	}
+}
+
+// consume opens a channel that takes one unacknowledged message at a time
+// from queue.
+func (p *Platform) consume(queue string) (*amqp.Channel, <-chan amqp.Delivery, error) {
+	ch, err := p.channel()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ch.Qos(1, 0, false); err != nil {
+		ch.Close()
+		return nil, nil, fmt.Errorf("set prefetch on %s: %w", queue, err)
+	}
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		ch.Close()
+		return nil, nil, fmt.Errorf("consume %s: %w", queue, err)
+	}
+	return ch, deliveries, nil
 }

@@ -30,18 +30,9 @@ func (p *Platform) ensureRelay(id, uri, token string) error {
 	if running || closed {
 		return nil
 	}
-	ch, err := p.channel()
+	ch, deliveries, err := p.consume(p.listenQueue(id))
 	if err != nil {
 		return err
-	}
-	if err := ch.Qos(1, 0, false); err != nil {
-		ch.Close()
-		return fmt.Errorf("set prefetch on %s: %w", p.listenQueue(id), err)
-	}
-	deliveries, err := ch.Consume(p.listenQueue(id), "", false, false, false, false, nil)
-	if err != nil {
-		ch.Close()
-		return fmt.Errorf("consume %s: %w", p.listenQueue(id), err)
 	}
 	c := &consumer{ch: ch}
 	p.mu.Lock()
