@@ -84,7 +84,7 @@ func detected(md5 string, positives int) Verdict {
 func feedIDsOf(t *testing.T, c *FeedCache) []string {
 	t.Helper()
 	var f Feed
-	if err := json.Unmarshal(c.Current().Body, &f); err != nil {
+	if err := json.Unmarshal(c.Current().Body(), &f); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string

@@ -236,10 +236,10 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusServiceUnavailable)
 		return
 	}
-	body, etag := snap.Body, snap.ETag
+	write, size, etag := snap.WriteTo, snap.Size(), snap.ETag
 	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
 	if gz {
-		body, etag = snap.Gzip, snap.GzipETag()
+		write, size, etag = snap.WriteGzipTo, snap.GzipSize(), snap.GzipETag()
 	}
 	h.Set("ETag", etag)
 	h.Set("Last-Modified", snap.RenderedAt.UTC().Format(http.TimeFormat))
@@ -253,10 +253,10 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request) {
 	if gz {
 		h.Set("Content-Encoding", "gzip")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
+		_, _ = write(w) // the snapshot's pieces, in order
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,12 +135,12 @@ func TestFeedJSON(t *testing.T) {
 	url := srv.URL + "/feed.json"
 
 	resp, body := feedGet(t, srv.Client(), url, nil)
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, snap.Body) {
-		t.Fatalf("status %d, body matches snapshot: %v", resp.StatusCode, bytes.Equal(body, snap.Body))
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, snap.Body()) {
+		t.Fatalf("status %d, body matches snapshot: %v", resp.StatusCode, bytes.Equal(body, snap.Body()))
 	}
 	want := map[string]string{
 		"Content-Type":     "application/json",
-		"Content-Length":   fmt.Sprint(len(snap.Body)),
+		"Content-Length":   fmt.Sprint(len(snap.Body())),
 		"Etag":             snap.ETag,
 		"Last-Modified":    "Sat, 02 Mar 2024 08:30:00 GMT",
 		"Vary":             "Accept-Encoding",
@@ -205,7 +204,7 @@ func TestFeedJSON(t *testing.T) {
 	})
 	t.Run("HEAD has the length but no body", func(t *testing.T) {
 		resp, body := feedDo(t, srv.Client(), http.MethodHead, url, nil)
-		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(snap.Body)) {
+		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(snap.Body())) {
 			t.Errorf("status %d, %d bytes, Content-Length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
 		}
 	})
@@ -214,7 +213,7 @@ func TestFeedJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp, body := feedGet(t, srv.Client(), url, map[string]string{"If-None-Match": snap.ETag})
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Etag") == snap.ETag || !bytes.Equal(body, cache.Current().Body) {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Etag") == snap.ETag || !bytes.Equal(body, cache.Current().Body()) {
 			t.Errorf("status %d, ETag %q", resp.StatusCode, resp.Header.Get("Etag"))
 		}
 	})
@@ -229,8 +228,8 @@ func TestFeedJSONGzip(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" {
 		t.Fatalf("status %d, Content-Encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
 	}
-	if got := resp.Header.Get("Content-Length"); got != fmt.Sprint(len(body)) || len(body) != len(snap.Gzip) {
-		t.Errorf("Content-Length %s, body %d bytes, gzip %d bytes", got, len(body), len(snap.Gzip))
+	if got := resp.Header.Get("Content-Length"); got != fmt.Sprint(len(body)) || len(body) != len(snap.Gzip()) {
+		t.Errorf("Content-Length %s, body %d bytes, gzip %d bytes", got, len(body), len(snap.Gzip()))
 	}
 	if resp.Header.Get("Etag") != snap.GzipETag() || resp.Header.Get("Vary") != "Accept-Encoding" {
 		t.Errorf("ETag %q, Vary %q", resp.Header.Get("Etag"), resp.Header.Get("Vary"))
@@ -240,7 +239,7 @@ func TestFeedJSONGzip(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain, err := io.ReadAll(zr)
-	if err != nil || !bytes.Equal(plain, snap.Body) {
+	if err != nil || !bytes.Equal(plain, snap.Body()) {
 		t.Errorf("gzip body does not decompress to the feed (err %v)", err)
 	}
 
@@ -256,8 +255,8 @@ func TestFeedJSONGzip(t *testing.T) {
 	}
 	defer resp2.Body.Close()
 	plain, _ = io.ReadAll(resp2.Body)
-	if !resp2.Uncompressed || !bytes.Equal(plain, snap.Body) {
-		t.Errorf("default client: uncompressed %v, body matches %v", resp2.Uncompressed, bytes.Equal(plain, snap.Body))
+	if !resp2.Uncompressed || !bytes.Equal(plain, snap.Body()) {
+		t.Errorf("default client: uncompressed %v, body matches %v", resp2.Uncompressed, bytes.Equal(plain, snap.Body()))
 	}
 }
 
@@ -272,7 +271,7 @@ func TestFeedJSONLargeHasContentLength(t *testing.T) {
 	for _, tc := range []struct {
 		encoding string
 		want     []byte
-	}{{"", snap.Body}, {"gzip", snap.Gzip}} {
+	}{{"", snap.Body()}, {"gzip", snap.Gzip()}} {
 		resp, body := feedGet(t, srv.Client(), srv.URL+"/feed.json", map[string]string{"Accept-Encoding": tc.encoding})
 		if len(tc.want) < 64<<10 {
 			t.Fatalf("%q body is only %d bytes", tc.encoding, len(tc.want))
@@ -680,7 +679,7 @@ func TestRunTLS(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.TLS == nil || !bytes.Equal(body, c.Current().Body) {
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || !bytes.Equal(body, c.Current().Body()) {
 		t.Errorf("status %d, TLS %v", resp.StatusCode, resp.TLS != nil)
 	}
 
@@ -710,6 +709,19 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 	info := goldenFeedInfo(t)
 	all := BuildReports(syntheticVerdicts(200), FeedOptions{IncludeSHA256: true})
 
+	// The ETag of every snapshot rendered, and the hash of its body.
+	var (
+		mu       sync.Mutex
+		rendered = map[string][sha256.Size]byte{}
+		served   = map[string][sha256.Size]byte{} // what the responses paired
+	)
+	record := func() {
+		s := cache.Current()
+		mu.Lock()
+		rendered[s.ETag] = sha256.Sum256(s.Body())
+		mu.Unlock()
+	}
+	record()
 	ctx, stop := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -719,6 +731,7 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			record()
 		}
 	})
 	tr := &http.Transport{DisableCompression: true}
@@ -754,12 +767,14 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 						return
 					}
 				}
+				tag := strings.TrimSuffix(strings.TrimSuffix(resp.Header.Get("Etag"), `"`), "-gzip") + `"`
 				sum := sha256.Sum256(body)
-				tag := strings.TrimSuffix(strings.TrimSuffix(resp.Header.Get("Etag"), `"`), "-gzip")
-				if want := `"` + hex.EncodeToString(sum[:16]); tag != want {
-					t.Errorf("ETag %s does not name the body served (%s)", resp.Header.Get("Etag"), want)
-					return
+				mu.Lock()
+				if prev, ok := served[tag]; ok && prev != sum {
+					t.Errorf("ETag %s named two bodies", tag)
 				}
+				served[tag] = sum
+				mu.Unlock()
 				if errs := ValidateFeedJSON(body); errs != nil {
 					t.Errorf("served an invalid feed: %v", errs[0])
 					return
@@ -768,6 +783,14 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if len(served) < 2 {
+		t.Errorf("the responses saw %d snapshots; want several", len(served))
+	}
+	for tag, sum := range served {
+		if want, ok := rendered[tag]; !ok || want != sum {
+			t.Errorf("ETag %s does not name the body served with it (a snapshot with that tag: %v)", tag, ok)
+		}
+	}
 }
 
 func TestInventoryStatusAndMetricsStayOnThisHostByDefault(t *testing.T) {
