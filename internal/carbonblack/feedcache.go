@@ -260,14 +260,29 @@ type reportChange struct {
 	enc []byte
 }
 
-// encodeReports encodes the reports, in parallel when they are many.
+// encodeReports encodes the reports, in parallel batches when they are
+// many; each batch encodes into one buffer, which the results share.
 func encodeReports(rs []*Report) ([][]byte, error) {
+	const batch = 256
 	out := make([][]byte, len(rs))
-	errs := make([]error, len(rs))
-	parallel(len(rs), 256, func(i int) {
-		out[i], errs[i] = json.Marshal(rs[i])
-		if errs[i] != nil {
-			errs[i] = fmt.Errorf("carbonblack: render feed: report %s: %w", rs[i].ID, errs[i])
+	errs := make([]error, (len(rs)+batch-1)/batch)
+	parallel(len(errs), 1, func(b int) {
+		lo, hi := b*batch, min((b+1)*batch, len(rs))
+		var buf bytes.Buffer
+		buf.Grow((hi - lo) * 1024)
+		enc := json.NewEncoder(&buf)
+		ends := make([]int, hi-lo)
+		for i := lo; i < hi; i++ {
+			if err := enc.Encode(rs[i]); err != nil {
+				errs[b] = fmt.Errorf("carbonblack: render feed: report %s: %w", rs[i].ID, err)
+				return
+			}
+			buf.Truncate(buf.Len() - 1) // Encode's newline
+			ends[i-lo] = buf.Len()
+		}
+		all, start := buf.Bytes(), 0
+		for i, end := range ends {
+			out[lo+i], start = all[start:end:end], end
 		}
 	})
 	return out, errors.Join(errs...)
@@ -320,6 +335,9 @@ func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, e
 		}
 		fc.changed++
 	}
+	if len(c.chunks) == 0 {
+		changes = c.load(changes, &fc)
+	}
 	for _, ch := range changes {
 		switch c.change(ch) {
 		case +1:
@@ -347,6 +365,28 @@ func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, e
 	parallel(len(dirty), 1, func(i int) { dirty[i].render() })
 	c.publish()
 	return fc, nil
+}
+
+// load fills an empty cache with the reports changes bring, in chunks of
+// chunkTarget (much faster than adding them one by one); the changes that
+// withdraw reports are left.
+func (c *FeedCache) load(changes []reportChange, fc *feedChanges) []reportChange {
+	var ch *feedChunk
+	left := changes[:0:0]
+	for _, rc := range changes {
+		if rc.enc == nil {
+			left = append(left, rc)
+			continue
+		}
+		if ch == nil || len(ch.ids) == chunkTarget {
+			ch = &feedChunk{ids: make([]string, 0, chunkTarget), enc: make([][]byte, 0, chunkTarget), dirty: true}
+			c.chunks = append(c.chunks, ch)
+		}
+		ch.ids, ch.enc = append(ch.ids, rc.id), append(ch.enc, rc.enc)
+		c.reports++
+		fc.changed++
+	}
+	return left
 }
 
 // change applies one change to the chunks: +1 when a report was added or
@@ -439,7 +479,11 @@ func (ch *feedChunk) render() {
 			plain = append(plain, ',')
 		}
 		plain = append(plain, '\n')
+		start := len(plain)
 		plain = append(plain, e...)
+		// The report's JSON is kept as part of the rendering (immutable),
+		// not twice.
+		ch.enc[k] = plain[start:len(plain):len(plain)]
 	}
 	ch.piece, ch.dirty = renderPiece(plain, false), false
 }
