@@ -17,29 +17,39 @@ import (
 // resultLister is the part of the store the publisher and the HTML
 // index read verdicts from.
 type resultLister interface {
-	ListResults(ctx context.Context, ns string, offset, limit int) ([]store.Result, int, error)
 	ListResultsChanged(ctx context.Context, ns string, pos store.ResultsAfter, limit int) ([]store.Result, store.ResultsAfter, error)
 }
 
+// resultPager is the part of the store the HTML index pages through.
+type resultPager interface {
+	ListResultsByKey(ctx context.Context, ns, from string, back bool, limit int) ([]store.Result, error)
+	CountResults(ctx context.Context, ns string) (int64, error)
+}
+
 // StoreVerdicts lists the verdicts kept in the store (the HTML index's
-// VerdictLister).
-type StoreVerdicts struct{ St resultLister }
+// VerdictLister), by key.
+type StoreVerdicts struct{ St resultPager }
 
 // ListVerdicts implements VerdictLister.
-func (sv StoreVerdicts) ListVerdicts(ctx context.Context, offset, limit int) ([]Verdict, int, error) {
-	rs, total, err := sv.St.ListResults(ctx, ResultsNS, offset, limit)
+func (sv StoreVerdicts) ListVerdicts(ctx context.Context, from string, back bool, limit int) ([]Verdict, error) {
+	rs, err := sv.St.ListResultsByKey(ctx, ResultsNS, from, back, limit)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	out := make([]Verdict, 0, len(rs))
 	for _, r := range rs {
 		v, err := decodeVerdict(r)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		out = append(out, v)
 	}
-	return out, total, nil
+	return out, nil
+}
+
+// CountVerdicts implements VerdictLister.
+func (sv StoreVerdicts) CountVerdicts(ctx context.Context) (int64, error) {
+	return sv.St.CountResults(ctx, ResultsNS)
 }
 
 // decodeVerdict reads a verdict stored under ResultsNS.
@@ -48,7 +58,7 @@ func decodeVerdict(r store.Result) (Verdict, error) {
 	if err := json.Unmarshal(r.Value, &v); err != nil {
 		return Verdict{}, fmt.Errorf("carbonblack: verdict %s unreadable: %w", r.Key, err)
 	}
-	v.UpdatedAt = r.UpdatedAt
+	v.Key, v.UpdatedAt = r.Key, r.UpdatedAt
 	return v, nil
 }
 

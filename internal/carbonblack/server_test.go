@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +44,7 @@ type stubVerdictLister struct {
 	release chan struct{} // when set, calls wait for it
 }
 
-func (l *stubVerdictLister) ListVerdicts(ctx context.Context, offset, limit int) ([]Verdict, int, error) {
+func (l *stubVerdictLister) ListVerdicts(ctx context.Context, from string, back bool, limit int) ([]Verdict, error) {
 	if l.entered != nil {
 		l.entered <- struct{}{}
 	}
@@ -52,12 +55,40 @@ func (l *stubVerdictLister) ListVerdicts(ctx context.Context, offset, limit int)
 		panic("lister exploded: secret-panic-detail")
 	}
 	if l.err != nil {
-		return nil, 0, l.err
+		return nil, l.err
 	}
-	if offset >= len(l.vs) {
-		return nil, len(l.vs), nil
+	vs := l.sorted()
+	if !back {
+		i := 0
+		for i < len(vs) && from != "" && vs[i].Key <= from {
+			i++
+		}
+		return vs[i:min(i+limit, len(vs))], nil
 	}
-	return l.vs[offset:min(offset+limit, len(l.vs))], len(l.vs), nil
+	j := len(vs)
+	for j > 0 && from != "" && vs[j-1].Key >= from {
+		j--
+	}
+	return vs[max(j-limit, 0):j], nil
+}
+
+// sorted is the verdicts by key (the MD5 when no key is set).
+func (l *stubVerdictLister) sorted() []Verdict {
+	vs := slices.Clone(l.vs)
+	for i := range vs {
+		if vs[i].Key == "" {
+			vs[i].Key = vs[i].MD5
+		}
+	}
+	slices.SortFunc(vs, func(a, b Verdict) int { return strings.Compare(a.Key, b.Key) })
+	return vs
+}
+
+func (l *stubVerdictLister) CountVerdicts(context.Context) (int64, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	return int64(len(l.vs)), nil
 }
 
 // feedLogBuffer collects a test server's log lines.
@@ -454,15 +485,17 @@ func indexTestVerdicts() []Verdict {
 }
 
 func TestIndexGolden(t *testing.T) {
-	srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, &stubVerdictLister{vs: indexTestVerdicts()})
+	l := &stubVerdictLister{vs: indexTestVerdicts()}
+	srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, l)
+	third := l.sorted()[2].Key
 	for _, tc := range []struct {
-		page, golden string
+		query, golden string
 	}{
-		{"2", "index.golden.html"},
-		{"3", "index-page3.golden.html"},
+		{"?after=" + url.QueryEscape(third), "index.golden.html"}, // the second page
+		{"?last=1", "index-page3.golden.html"},
 	} {
-		t.Run("page "+tc.page, func(t *testing.T) {
-			resp, body := feedGet(t, srv.Client(), srv.URL+"/binaries.html?page="+tc.page, nil)
+		t.Run(tc.query, func(t *testing.T) {
+			resp, body := feedGet(t, srv.Client(), srv.URL+"/binaries.html"+tc.query, nil)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -482,7 +515,83 @@ func TestIndexGolden(t *testing.T) {
 	}
 }
 
+// indexLink is the target of the link with rel in an index page, "" when
+// there is none.
+func indexLink(t *testing.T, body []byte, rel string) string {
+	t.Helper()
+	m := regexp.MustCompile(`<a href="([^"]*)" rel="` + rel + `">`).FindSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(string(m[1]))
+}
+
+// indexRows is the MD5s of an index page's rows.
+func indexRows(body []byte) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`<tr(?: class="detected")?><td class="hash">([^<]*)</td>`).FindAllSubmatch(body, -1) {
+		out = append(out, html.UnescapeString(string(m[1])))
+	}
+	return out
+}
+
+// TestIndexPages pages through the index by its links: forward from the
+// first page and back from the last, across every page boundary, with
+// pages that end exactly at the last row and with one row over.
 func TestIndexPages(t *testing.T) {
+	for _, n := range []int{7, 9, 10} {
+		t.Run(fmt.Sprintf("%d verdicts", n), func(t *testing.T) {
+			var vs []Verdict
+			for i := range n {
+				vs = append(vs, Verdict{MD5: fmt.Sprintf("%032X", i*0x777), Found: i%2 == 0, Positives: i % 2, Total: 3})
+			}
+			l := &stubVerdictLister{vs: vs}
+			var want []string
+			for _, v := range l.sorted() {
+				want = append(want, v.MD5)
+			}
+			srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, l)
+			walk := func(start, rel string) (rows []string, pages int) {
+				for link := start; link != ""; pages++ {
+					if pages > n {
+						t.Fatalf("more pages than rows following %s links", rel)
+					}
+					resp, body := feedGet(t, srv.Client(), srv.URL+link, nil)
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("%s: status %d", link, resp.StatusCode)
+					}
+					if !bytes.Contains(body, []byte(fmt.Sprintf("%d verdicts in all", n))) {
+						t.Errorf("%s: the total is missing", link)
+					}
+					got := indexRows(body)
+					if len(got) == 0 || len(got) > 3 {
+						t.Fatalf("%s: %d rows", link, len(got))
+					}
+					if rel == "next" {
+						rows = append(rows, got...)
+					} else {
+						// Back at the start the first page comes whole:
+						// keep the rows not seen yet.
+						for len(rows) > 0 && len(got) > 0 && got[len(got)-1] >= rows[0] {
+							got = got[:len(got)-1]
+						}
+						rows = append(got, rows...)
+					}
+					link = indexLink(t, body, rel)
+				}
+				return rows, pages
+			}
+			fwd, pages := walk("/binaries.html", "next")
+			if !slices.Equal(fwd, want) || pages != (n+2)/3 {
+				t.Errorf("forward: %d pages, rows %v\nwant %v", pages, fwd, want)
+			}
+			back, _ := walk("/binaries.html?last=1", "prev")
+			if !slices.Equal(back, want) {
+				t.Errorf("back: rows %v\nwant %v", back, want)
+			}
+		})
+	}
+
 	srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, &stubVerdictLister{vs: indexTestVerdicts()})
 	for _, tc := range []struct {
 		query string
@@ -490,19 +599,27 @@ func TestIndexPages(t *testing.T) {
 		has   []string
 		hasNo []string
 	}{
-		{"", http.StatusOK, []string{"page 1 of 3", `href="/binaries.html?page=2" rel="next"`, "showing 1–3"}, []string{`rel="prev"`}},
-		{"?page=1", http.StatusOK, []string{"page 1 of 3"}, nil},
-		{"?page=3", http.StatusOK, []string{"page 3 of 3", `rel="prev"`, "showing 7–7"}, []string{`rel="next"`}},
-		{"?page=9", http.StatusOK, []string{"There is no page 9", `href="/binaries.html?page=3"`}, []string{"<table>"}},
+		{"", http.StatusOK, []string{"7 verdicts in all", `rel="next"`, "from the first"}, []string{`rel="prev"`}},
+		{"?page=1", http.StatusOK, []string{`rel="next"`}, []string{`rel="prev"`}},
+		{"?last=1", http.StatusOK, []string{`rel="prev"`}, []string{`rel="next"`}},
+		{"?after=" + strings.Repeat("F", 32), http.StatusOK, []string{"no verdicts past this point", `href="/binaries.html?last=1"`}, []string{"<table>"}},
+		{"?before=0", http.StatusOK, []string{`rel="next"`, "from the first"}, []string{`rel="prev"`}},
+		{"?page=2", http.StatusBadRequest, []string{"addressed by key"}, nil},
 		{"?page=0", http.StatusBadRequest, nil, nil},
-		{"?page=-1", http.StatusBadRequest, nil, nil},
 		{"?page=abc", http.StatusBadRequest, nil, nil},
-		{"?page=99999999999999999999", http.StatusBadRequest, nil, nil},
+		{"?after=", http.StatusBadRequest, nil, nil},
+		{"?before=", http.StatusBadRequest, nil, nil},
+		{"?after=A&after=B", http.StatusBadRequest, nil, nil},
+		{"?after=A&before=B", http.StatusBadRequest, []string{"not after and before"}, nil},
+		{"?after=" + strings.Repeat("A", 129), http.StatusBadRequest, nil, nil},
+		{"?after=%00A", http.StatusBadRequest, nil, nil},
+		{"?after=%FF", http.StatusBadRequest, nil, nil},
+		{"?last=yes", http.StatusBadRequest, nil, nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			resp, body := feedGet(t, srv.Client(), srv.URL+"/binaries.html"+tc.query, nil)
 			if resp.StatusCode != tc.code {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tc.code)
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.code, body)
 			}
 			for _, s := range tc.has {
 				if !bytes.Contains(body, []byte(s)) {
