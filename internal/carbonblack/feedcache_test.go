@@ -100,8 +100,31 @@ func TestFeedCacheRender(t *testing.T) {
 	})
 }
 
-// BenchmarkRender100k measures one render of a 100,000-report feed:
-// validation, JSON encoding, SHA-256 and gzip.
+// BenchmarkUpdate100k measures one change to a 100,000-report feed: one
+// report changed (validated, encoded), its chunk re-rendered (joined,
+// compressed, hashed), and a new snapshot swapped in.
+func BenchmarkUpdate100k(b *testing.B) {
+	reports := BuildReports(syntheticVerdicts(100_000), FeedOptions{IncludeSHA256: true})
+	info := DefaultFeedInfo()
+	c := NewFeedCache()
+	if err := c.Render(info, reports); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r := reports[(i*7919)%len(reports)]
+		r.Score = 1 + i%100
+		r.Timestamp += int64(i + 1)
+		if err := c.Update(info, map[string]*Report{r.ID: &r}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(c.chunks)), "chunks")
+}
+
+// BenchmarkRender100k measures one render of a 100,000-report feed into
+// an empty cache: validation, JSON encoding, and every chunk compressed
+// and hashed.
 func BenchmarkRender100k(b *testing.B) {
 	reports := BuildReports(syntheticVerdicts(100_000), FeedOptions{IncludeSHA256: true})
 	info := DefaultFeedInfo()
