@@ -326,14 +326,16 @@ func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, e
 	}
 	var fc feedChanges
 	headChanged := !bytes.Equal(head, c.head)
-	if headChanged && c.head != nil {
-		// The feedinfo changed: check it as a whole feed would be.
+	if headChanged {
+		// A new feedinfo: check it as a whole feed's would be.
 		var v feedValidator
 		v.feedInfo(info)
 		if len(v.errs) > 0 {
 			return feedChanges{}, fmt.Errorf("carbonblack: render feed: %w", errors.Join(v.errs...))
 		}
-		fc.changed++
+		if c.head != nil {
+			fc.changed++
+		}
 	}
 	if len(c.chunks) == 0 {
 		changes = c.load(changes, &fc)

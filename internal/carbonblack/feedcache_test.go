@@ -306,6 +306,14 @@ func TestFeedCacheIncremental(t *testing.T) {
 		if err := c.Update(info, map[string]*Report{"Binary_X": &good}); err == nil {
 			t.Error("a report filed under another id was accepted")
 		}
+		badInfo := info
+		badInfo.Name = "not alphanumeric!"
+		if err := c.Update(badInfo, nil); err == nil || c.Current() != s {
+			t.Errorf("an invalid feedinfo: err %v, snapshot replaced %v", err, c.Current() != s)
+		}
+		if err := NewFeedCache().Update(badInfo, nil); err == nil {
+			t.Error("an invalid feedinfo accepted by a new cache")
+		}
 	})
 }
 
