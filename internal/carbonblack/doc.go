@@ -10,7 +10,7 @@
 // and re-renders only the chunks a change touches (FeedCache: body, one
 // gzip member and strong ETag, swapped atomically as a snapshot) and the
 // HTTP server that serves it (Server: /feed.json, /binaries.html,
-// /healthz). The server reads verdicts through the one-method
+// /healthz). The server pages verdicts by key through the small
 // VerdictLister it declares; it knows nothing of the store.
 //
 // Files of the feed part: feed.go is the document model, feedinfo.go the
