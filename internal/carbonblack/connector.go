@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg *config.CarbonBlack, d Deps) error {
 	// their tags from Carbon Black before.
 	imported := importAtStart(ctx, cfg, d)
 	cache := NewFeedCache()
-	_, published, err := d.Store.ListResults(ctx, ResultsNS, 0, 1)
+	published, err := d.Store.CountResults(ctx, ResultsNS)
 	if err != nil {
 		return fmt.Errorf("carbonblack: %w", err)
 	}

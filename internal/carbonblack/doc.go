@@ -6,17 +6,19 @@
 //
 // The feed part owns the feed format (FeedInfo, Report, BuildReports), a
 // validator with the rules of carbonblack/cbfeeds (ValidateFeed,
-// ValidateFeedJSON), a cache that renders the document once per change
-// (FeedCache: body, gzip form and strong ETag swapped atomically) and the
+// ValidateFeedJSON), a cache that keeps the document rendered in chunks
+// and re-renders only the chunks a change touches (FeedCache: body, one
+// gzip member and strong ETag, swapped atomically as a snapshot) and the
 // HTTP server that serves it (Server: /feed.json, /binaries.html,
-// /healthz). The server reads verdicts through the one-method
+// /healthz). The server pages verdicts by key through the small
 // VerdictLister it declares; it knows nothing of the store.
 //
 // Files of the feed part: feed.go is the document model, feedinfo.go the
 // VirusTotal feedinfo with its icons (embedded from icons/), reports.go
 // turns verdicts into reports, validate.go checks a feed's values and
 // validatejson.go a serialised document's shape, feedcache.go renders and
-// caches the document, and server.go serves it.
+// caches the document (crc32combine.go joins its pieces' checksums), and
+// server.go serves it.
 //
 // The package must not import other fronts (opencti, cli) and never calls
 // VirusTotal except through the engine and the vt client it is given.

@@ -148,7 +148,7 @@ func TestFeedGolden(t *testing.T) {
 			if err := c.Render(goldenFeedInfo(t), reports); err != nil {
 				t.Fatal(err)
 			}
-			body := c.Current().Body
+			body := c.Current().Body()
 			compareGolden(t, tc.golden, body)
 
 			// The golden is a valid feed, and it reads back as what was built.

@@ -2,12 +2,15 @@ package carbonblack
 
 import (
 	"bytes"
-	"compress/gzip"
+	"compress/flate"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -15,16 +18,46 @@ import (
 	"time"
 )
 
-// FeedSnapshot is one rendering of the feed. It is immutable: its slices
-// must not be modified.
+// The feed is kept rendered in pieces, so that a change costs work in
+// proportion to what changed, not to the whole feed:
+//
+//   - the head, {"feedinfo":{...},"reports":[
+//   - the reports, sorted by id, in chunks of chunkMin to chunkMax reports;
+//     a chunk holds each report's JSON and its rendering: the reports
+//     joined the way the document joins them ("\n" before the feed's first
+//     report, ",\n" before every other), compressed on their own;
+//   - the tail, "\n]}\n" ("]}\n" when there is no report).
+//
+// A change re-encodes the reports it brings and re-renders only the
+// chunks that hold them. The body is the pieces in order. The gzip form is
+// one gzip member: a header, each piece's deflate data, then the trailer.
+// Each piece is compressed by a fresh compressor ended by a sync flush
+// (byte-aligned, not final; the tail's ends with the final block), so the
+// pieces' deflate data concatenate into one valid stream; the trailer's
+// CRC-32 is combined from the pieces' CRCs, and the strong ETag is a
+// SHA-256 over the pieces' SHA-256s.
+const (
+	chunkTarget = 512             // reports per chunk when a chunk splits
+	chunkMax    = 2 * chunkTarget // a chunk with more is split in two
+	chunkMin    = chunkTarget / 4 // a chunk with fewer joins a neighbour
+)
+
+// gzipLevel trades render time for size: on a 100,000-report feed level 2
+// is as fast as level 1 and compresses 8.5:1, where the default level 6
+// takes twice as long for 9.3:1.
+const gzipLevel = 2
+
+// FeedSnapshot is one rendering of the feed. It is immutable, and shares
+// the pieces that did not change with the snapshots before it.
 type FeedSnapshot struct {
-	Body []byte // the feed JSON
-	Gzip []byte // Body, gzip-compressed
-	// ETag is a strong entity tag of Body (quoted); the gzip
+	// ETag is a strong entity tag of the body (quoted); the gzip
 	// representation's tag is ETag with a "-gzip" suffix inside the quotes.
 	ETag       string
 	Reports    int
 	RenderedAt time.Time // when the content last changed
+
+	plain, gz    [][]byte // the body's and the gzip member's pieces, in order
+	size, gzSize int64
 }
 
 // GzipETag is the entity tag of the gzip-compressed representation.
@@ -32,16 +65,69 @@ func (s *FeedSnapshot) GzipETag() string {
 	return strings.TrimSuffix(s.ETag, `"`) + `-gzip"`
 }
 
-// FeedCache holds the rendered feed. Render builds a new snapshot and
-// swaps it in atomically; readers (Current) never wait for a render.
+// Size is the length of the body (the feed JSON).
+func (s *FeedSnapshot) Size() int64 { return s.size }
+
+// GzipSize is the length of the gzip-compressed body.
+func (s *FeedSnapshot) GzipSize() int64 { return s.gzSize }
+
+// WriteTo writes the body to w.
+func (s *FeedSnapshot) WriteTo(w io.Writer) (int64, error) { return writePieces(w, s.plain) }
+
+// WriteGzipTo writes the gzip-compressed body to w.
+func (s *FeedSnapshot) WriteGzipTo(w io.Writer) (int64, error) { return writePieces(w, s.gz) }
+
+// Body returns the body in one slice: a copy of the whole feed, for tests
+// and tools; the server writes the pieces (WriteTo).
+func (s *FeedSnapshot) Body() []byte { return slices.Concat(s.plain...) }
+
+// Gzip returns the gzip-compressed body in one slice (a copy).
+func (s *FeedSnapshot) Gzip() []byte { return slices.Concat(s.gz...) }
+
+func writePieces(w io.Writer, pieces [][]byte) (int64, error) {
+	var n int64
+	for _, p := range pieces {
+		m, err := w.Write(p)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// piece is a rendered part of the body.
+type piece struct {
+	plain, gz []byte
+	crc       uint32 // CRC-32 (IEEE) of plain
+	shift     uint32 // x^(8·len(plain)) mod the CRC polynomial (crc32Combine)
+	sum       [sha256.Size]byte
+}
+
+// feedChunk is a run of reports, sorted by id, and its rendering.
+type feedChunk struct {
+	ids   []string
+	enc   [][]byte // each report's JSON
+	piece          // valid unless dirty
+	first bool     // rendered as the feed's first chunk
+	dirty bool
+}
+
+// FeedCache holds the rendered feed. Render and Update change it and swap
+// a new snapshot in atomically; readers (Current) never wait for a render.
 type FeedCache struct {
-	mu  sync.Mutex // serialises renders
+	mu      sync.Mutex // serialises changes; guards what follows
+	head    []byte     // the head's text, nil before the first render
+	headPc  piece
+	chunks  []*feedChunk
+	reports int
+
 	cur atomic.Pointer[FeedSnapshot]
 	now func() time.Time
 }
 
 // NewFeedCache returns an empty cache: Current is nil until the first
-// successful Render.
+// successful Render or Update.
 func NewFeedCache() *FeedCache {
 	return &FeedCache{now: time.Now}
 }
@@ -49,21 +135,27 @@ func NewFeedCache() *FeedCache {
 // Current returns the current snapshot, or nil before the first render.
 func (c *FeedCache) Current() *FeedSnapshot { return c.cur.Load() }
 
-// gzipLevel trades render time for size: on a 100,000-report feed level 2
-// is as fast as level 1 (about 190 ms) and compresses 8.5:1, where the
-// default level 6 takes twice as long for 9.3:1.
-const gzipLevel = 2
-
-// Render validates the feed (ValidateFeed), serialises it and compresses
-// it, then makes it current. An invalid feed is refused with the problems
-// joined in the error, and the previous snapshot stays current. When the
-// body is byte-for-byte unchanged the current snapshot, and its
-// RenderedAt, are kept. Renders are serialised; readers are never blocked.
+// Render makes reports, with info, the whole feed: it validates the feed
+// (ValidateFeed), re-renders the reports that differ from the current
+// ones and the chunks that hold them, and makes the result current. The
+// reports appear sorted by id. An invalid feed is refused with the
+// problems joined in the error, and the previous snapshot stays current.
+// When nothing changed the current snapshot, and its RenderedAt, are kept.
+// Changes are serialised; readers are never blocked.
 //
 // The body has one report per line, which keeps it valid JSON and makes
-// golden files diffable. Validation runs alongside the encoding, and the
-// hash alongside the compression.
+// golden files diffable.
 func (c *FeedCache) Render(info FeedInfo, reports []Report) error {
+	_, err := c.render(info, reports)
+	return err
+}
+
+// feedChanges counts what a render or an update changed.
+type feedChanges struct{ changed, withdrawn int }
+
+func (fc feedChanges) any() bool { return fc.changed+fc.withdrawn > 0 }
+
+func (c *FeedCache) render(info FeedInfo, reports []Report) (feedChanges, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
@@ -72,101 +164,414 @@ func (c *FeedCache) Render(info FeedInfo, reports []Report) error {
 		errs []error
 	)
 	wg.Go(func() { errs = ValidateFeed(Feed{FeedInfo: info, Reports: reports}) })
-	body, err := encodeFeed(info, reports)
+	sorted := make([]*Report, len(reports))
+	for i := range reports {
+		sorted[i] = &reports[i]
+	}
+	slices.SortStableFunc(sorted, func(a, b *Report) int { return strings.Compare(a.ID, b.ID) })
+	encs, err := encodeReports(sorted)
 	wg.Wait()
 	if len(errs) > 0 {
-		return fmt.Errorf("carbonblack: render feed: %w", errors.Join(errs...))
+		return feedChanges{}, fmt.Errorf("carbonblack: render feed: %w", errors.Join(errs...))
 	}
 	if err != nil {
-		return err
+		return feedChanges{}, err
 	}
-	if old := c.cur.Load(); old != nil && bytes.Equal(old.Body, body) {
-		return nil
+	// Merge the current reports with the new ones, both sorted by id,
+	// into the changes.
+	var changes []reportChange
+	i := 0
+	for _, ch := range c.chunks {
+		for k, id := range ch.ids {
+			for i < len(sorted) && sorted[i].ID < id {
+				changes = append(changes, reportChange{id: sorted[i].ID, enc: encs[i]})
+				i++
+			}
+			if i < len(sorted) && sorted[i].ID == id {
+				if !bytes.Equal(encs[i], ch.enc[k]) {
+					changes = append(changes, reportChange{id: id, enc: encs[i]})
+				}
+				i++
+				continue
+			}
+			changes = append(changes, reportChange{id: id}) // withdrawn
+		}
 	}
+	for ; i < len(sorted); i++ {
+		changes = append(changes, reportChange{id: sorted[i].ID, enc: encs[i]})
+	}
+	return c.apply(info, changes)
+}
 
-	var sum [sha256.Size]byte
-	wg.Go(func() { sum = sha256.Sum256(body) })
-	gz, err := gzipBytes(body)
-	wg.Wait()
-	if err != nil {
-		return err
+// Update applies changes to the feed: for each report id, its new report,
+// or nil to withdraw it. Only the reports given are validated and
+// encoded, and only the chunks that hold them re-rendered. An invalid
+// report is refused with the problems joined in the error (FeedError's
+// Report is then the report's index among the changes, by id), and
+// nothing changes. When nothing changed the current snapshot is kept.
+func (c *FeedCache) Update(info FeedInfo, changes map[string]*Report) error {
+	_, err := c.update(info, changes)
+	return err
+}
+
+func (c *FeedCache) update(info FeedInfo, changes map[string]*Report) (feedChanges, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, 0, len(changes))
+	for id := range changes {
+		ids = append(ids, id)
 	}
-	c.cur.Store(&FeedSnapshot{
-		Body:       body,
-		Gzip:       gz,
-		ETag:       `"` + hex.EncodeToString(sum[:16]) + `"`,
-		Reports:    len(reports),
-		RenderedAt: c.now().UTC(),
+	slices.Sort(ids)
+	var (
+		v   feedValidator
+		ups []*Report
+	)
+	out := make([]reportChange, len(ids))
+	for i, id := range ids {
+		out[i].id = id
+		r := changes[id]
+		if r == nil {
+			continue
+		}
+		if r.ID != id {
+			v.rep(i, r, "id", fmt.Sprintf("given as the report of %q", id))
+		}
+		v.report(i, r)
+		ups = append(ups, r)
+	}
+	if len(v.errs) > 0 {
+		return feedChanges{}, fmt.Errorf("carbonblack: update feed: %w", errors.Join(v.errs...))
+	}
+	encs, err := encodeReports(ups)
+	if err != nil {
+		return feedChanges{}, err
+	}
+	for i := range out {
+		if changes[out[i].id] != nil {
+			out[i].enc, encs = encs[0], encs[1:]
+		}
+	}
+	return c.apply(info, out)
+}
+
+// reportChange is a report's new JSON, or nil to withdraw it.
+type reportChange struct {
+	id  string
+	enc []byte
+}
+
+// encodeReports encodes the reports, in parallel batches when they are
+// many; each batch encodes into one buffer, which the results share.
+func encodeReports(rs []*Report) ([][]byte, error) {
+	const batch = 256
+	out := make([][]byte, len(rs))
+	errs := make([]error, (len(rs)+batch-1)/batch)
+	parallel(len(errs), 1, func(b int) {
+		lo, hi := b*batch, min((b+1)*batch, len(rs))
+		var buf bytes.Buffer
+		buf.Grow((hi - lo) * 1024)
+		enc := json.NewEncoder(&buf)
+		ends := make([]int, hi-lo)
+		for i := lo; i < hi; i++ {
+			if err := enc.Encode(rs[i]); err != nil {
+				errs[b] = fmt.Errorf("carbonblack: render feed: report %s: %w", rs[i].ID, err)
+				return
+			}
+			buf.Truncate(buf.Len() - 1) // Encode's newline
+			ends[i-lo] = buf.Len()
+		}
+		all, start := buf.Bytes(), 0
+		for i, end := range ends {
+			out[lo+i], start = all[start:end:end], end
+		}
 	})
-	return nil
+	return out, errors.Join(errs...)
 }
 
-func gzipBytes(body []byte) ([]byte, error) {
-	var gz bytes.Buffer
-	gz.Grow(len(body)/6 + 512)
-	zw, err := gzip.NewWriterLevel(&gz, gzipLevel)
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines, in batches of
+// batch; on the calling goroutine alone when n is at most batch.
+func parallel(n, batch int, fn func(i int)) {
+	if n <= batch {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), (n+batch-1)/batch) {
+		wg.Go(func() {
+			for {
+				lo := int(next.Add(int64(batch))) - batch
+				if lo >= n {
+					return
+				}
+				for i := lo; i < min(lo+batch, n); i++ {
+					fn(i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// apply makes valid, encoded changes (sorted by id) and, when anything
+// changed or nothing was rendered yet, swaps in a new snapshot.
+func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, error) {
+	head, err := encodeHead(info)
 	if err != nil {
-		return nil, fmt.Errorf("carbonblack: render feed: %w", err)
+		return feedChanges{}, err
 	}
-	if _, err := zw.Write(body); err != nil {
-		return nil, fmt.Errorf("carbonblack: render feed: gzip: %w", err)
+	var fc feedChanges
+	headChanged := !bytes.Equal(head, c.head)
+	if headChanged {
+		// A new feedinfo: check it as a whole feed's would be.
+		var v feedValidator
+		v.feedInfo(info)
+		if len(v.errs) > 0 {
+			return feedChanges{}, fmt.Errorf("carbonblack: render feed: %w", errors.Join(v.errs...))
+		}
+		if c.head != nil {
+			fc.changed++
+		}
 	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("carbonblack: render feed: gzip: %w", err)
+	if len(c.chunks) == 0 {
+		changes = c.load(changes, &fc)
 	}
-	return slices.Clip(gz.Bytes()), nil
+	for _, ch := range changes {
+		switch c.change(ch) {
+		case +1:
+			fc.changed++
+		case -1:
+			fc.withdrawn++
+		}
+	}
+	if !fc.any() && c.cur.Load() != nil {
+		return fc, nil
+	}
+	c.rebalance()
+	if headChanged {
+		c.head, c.headPc = head, renderPiece(head, false)
+	}
+	var dirty []*feedChunk
+	for i, ch := range c.chunks {
+		if ch.first != (i == 0) {
+			ch.first, ch.dirty = i == 0, true
+		}
+		if ch.dirty {
+			dirty = append(dirty, ch)
+		}
+	}
+	parallel(len(dirty), 1, func(i int) { dirty[i].render() })
+	c.publish()
+	return fc, nil
 }
 
-// encodeFeed streams the document into one buffer: the feedinfo, then one
-// report per line.
-func encodeFeed(info FeedInfo, reports []Report) ([]byte, error) {
-	sizeHint := estimateFeedSize(info, reports)
-	var buf bytes.Buffer
-	buf.Grow(sizeHint + sizeHint/16)
-	enc := json.NewEncoder(&buf)
-	buf.WriteString(`{"feedinfo":`)
-	if err := enc.Encode(info); err != nil {
+// load fills an empty cache with the reports changes bring, in chunks of
+// chunkTarget (much faster than adding them one by one); the changes that
+// withdraw reports are left.
+func (c *FeedCache) load(changes []reportChange, fc *feedChanges) []reportChange {
+	var ch *feedChunk
+	left := changes[:0:0]
+	for _, rc := range changes {
+		if rc.enc == nil {
+			left = append(left, rc)
+			continue
+		}
+		if ch == nil || len(ch.ids) == chunkTarget {
+			ch = &feedChunk{ids: make([]string, 0, chunkTarget), enc: make([][]byte, 0, chunkTarget), dirty: true}
+			c.chunks = append(c.chunks, ch)
+		}
+		ch.ids, ch.enc = append(ch.ids, rc.id), append(ch.enc, rc.enc)
+		c.reports++
+		fc.changed++
+	}
+	return left
+}
+
+// change applies one change to the chunks: +1 when a report was added or
+// changed, -1 when one was withdrawn, 0 when nothing changed.
+func (c *FeedCache) change(rc reportChange) int {
+	// The chunk that holds id, or would: the last whose first id is not
+	// after it (the first chunk for an id before every other).
+	ci, _ := slices.BinarySearchFunc(c.chunks, rc.id, func(ch *feedChunk, id string) int {
+		if ch.ids[0] <= id {
+			return -1
+		}
+		return +1
+	})
+	ci = max(ci-1, 0)
+	if len(c.chunks) == 0 {
+		if rc.enc == nil {
+			return 0
+		}
+		c.chunks = []*feedChunk{{}}
+	}
+	ch := c.chunks[ci]
+	j, found := slices.BinarySearch(ch.ids, rc.id)
+	switch {
+	case rc.enc == nil && !found:
+		return 0
+	case rc.enc == nil:
+		ch.ids, ch.enc = slices.Delete(ch.ids, j, j+1), slices.Delete(ch.enc, j, j+1)
+		ch.dirty = true
+		c.reports--
+		if len(ch.ids) == 0 {
+			c.chunks = slices.Delete(c.chunks, ci, ci+1)
+		}
+		return -1
+	case found && bytes.Equal(ch.enc[j], rc.enc):
+		return 0
+	case found:
+		ch.enc[j] = rc.enc
+	default:
+		ch.ids, ch.enc = slices.Insert(ch.ids, j, rc.id), slices.Insert(ch.enc, j, rc.enc)
+		c.reports++
+		if len(ch.ids) > chunkMax {
+			c.chunks = slices.Insert(c.chunks, ci+1, ch.split())
+		}
+	}
+	ch.dirty = true
+	return +1
+}
+
+// split moves the upper half of ch's reports into a new chunk.
+func (ch *feedChunk) split() *feedChunk {
+	h := len(ch.ids) / 2
+	n := &feedChunk{ids: slices.Clone(ch.ids[h:]), enc: slices.Clone(ch.enc[h:]), dirty: true}
+	clear(ch.enc[h:]) // let the moved reports' JSON go with the new chunk
+	ch.ids, ch.enc = slices.Clip(ch.ids[:h]), slices.Clip(ch.enc[:h])
+	ch.dirty = true
+	return n
+}
+
+// rebalance joins the chunks that changed and became small to a
+// neighbour, so that withdrawals do not leave many tiny chunks.
+func (c *FeedCache) rebalance() {
+	for i := 0; i < len(c.chunks) && len(c.chunks) > 1; i++ {
+		ch := c.chunks[i]
+		if !ch.dirty || len(ch.ids) >= chunkMin {
+			continue
+		}
+		j := i + 1 // join the smaller neighbour
+		if i == len(c.chunks)-1 || i > 0 && len(c.chunks[i-1].ids) < len(c.chunks[i+1].ids) {
+			j = i - 1
+		}
+		a, b := c.chunks[min(i, j)], c.chunks[max(i, j)]
+		a.ids, a.enc, a.dirty = append(a.ids, b.ids...), append(a.enc, b.enc...), true
+		c.chunks = slices.Delete(c.chunks, max(i, j), max(i, j)+1)
+		if len(a.ids) > chunkMax {
+			c.chunks = slices.Insert(c.chunks, min(i, j)+1, a.split())
+		}
+		i = min(i, j) // look at the joined chunk again
+	}
+}
+
+// render renders a chunk's reports.
+func (ch *feedChunk) render() {
+	size := 0
+	for _, e := range ch.enc {
+		size += len(e) + 2
+	}
+	plain := make([]byte, 0, size)
+	for k, e := range ch.enc {
+		if k > 0 || !ch.first {
+			plain = append(plain, ',')
+		}
+		plain = append(plain, '\n')
+		start := len(plain)
+		plain = append(plain, e...)
+		// The report's JSON is kept as part of the rendering (immutable),
+		// not twice.
+		ch.enc[k] = plain[start:len(plain):len(plain)]
+	}
+	ch.piece, ch.dirty = renderPiece(plain, false), false
+}
+
+// publish swaps in a snapshot of the rendered pieces.
+func (c *FeedCache) publish() {
+	tail := feedTail(len(c.chunks) > 0)
+	n := len(c.chunks) + 2
+	pieces := make([]*piece, 0, n)
+	pieces = append(pieces, &c.headPc)
+	for _, ch := range c.chunks {
+		pieces = append(pieces, &ch.piece)
+	}
+	pieces = append(pieces, tail)
+
+	s := &FeedSnapshot{Reports: c.reports, RenderedAt: c.now().UTC(),
+		plain: make([][]byte, 0, n), gz: make([][]byte, 0, n+2)}
+	s.gz = append(s.gz, gzipHeader[:])
+	s.gzSize = int64(len(gzipHeader) + 8)
+	var crc uint32
+	tag := sha256.New()
+	for _, p := range pieces {
+		s.plain, s.gz = append(s.plain, p.plain), append(s.gz, p.gz)
+		s.size += int64(len(p.plain))
+		s.gzSize += int64(len(p.gz))
+		crc = crc32Combine(crc, p.crc, p.shift)
+		tag.Write(p.sum[:])
+	}
+	var trailer [8]byte
+	binary.LittleEndian.PutUint32(trailer[:4], crc)
+	binary.LittleEndian.PutUint32(trailer[4:], uint32(s.size)) // ISIZE: the size modulo 2^32
+	s.gz = append(s.gz, trailer[:])
+	s.ETag = `"` + hex.EncodeToString(tag.Sum(nil)[:16]) + `"`
+	c.cur.Store(s)
+}
+
+// gzipHeader is a gzip member header (RFC 1952) with no name and no
+// modification time, as compress/gzip writes it: deflate, OS unknown.
+var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+
+// encodeHead is the text before the first report.
+func encodeHead(info FeedInfo) ([]byte, error) {
+	b, err := json.Marshal(info)
+	if err != nil {
 		return nil, fmt.Errorf("carbonblack: render feed: feedinfo: %w", err)
 	}
-	buf.Truncate(buf.Len() - 1) // Encode's newline
-	buf.WriteString(`,"reports":[`)
-	for i := range reports {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.WriteByte('\n')
-		if err := enc.Encode(&reports[i]); err != nil {
-			return nil, fmt.Errorf("carbonblack: render feed: report %s: %w", reports[i].ID, err)
-		}
-		buf.Truncate(buf.Len() - 1)
-	}
-	if len(reports) > 0 {
-		buf.WriteByte('\n')
-	}
-	buf.WriteString("]}\n")
-	return buf.Bytes(), nil
+	return slices.Concat([]byte(`{"feedinfo":`), b, []byte(`,"reports":[`)), nil
 }
 
-// estimateFeedSize guesses the body's size from a sample of reports, so
-// that the buffer is allocated once.
-func estimateFeedSize(info FeedInfo, reports []Report) int {
-	size := 4096 + len(info.Summary) + len(info.TechData) + len(info.Icon) + len(info.IconSmall)
-	if len(reports) == 0 {
-		return size
+// feedTail is the text after the last report, rendered with the final
+// deflate block.
+func feedTail(reports bool) *piece {
+	if reports {
+		return tailReports()
 	}
-	const samples = 64
-	step := max(1, len(reports)/samples)
-	sampled, bytes := 0, 0
-	for i := 0; i < len(reports); i += step {
-		b, err := json.Marshal(&reports[i])
-		if err != nil {
-			break
-		}
-		sampled++
-		bytes += len(b) + 2
+	return tailEmpty()
+}
+
+var (
+	tailReports = sync.OnceValue(func() *piece { p := renderPiece([]byte("\n]}\n"), true); return &p })
+	tailEmpty   = sync.OnceValue(func() *piece { p := renderPiece([]byte("]}\n"), true); return &p })
+)
+
+var flatePool = sync.Pool{New: func() any {
+	w, err := flate.NewWriter(io.Discard, gzipLevel)
+	if err != nil {
+		panic(err) // only for an invalid level
 	}
-	if sampled == 0 {
-		return size
+	return w
+}}
+
+// renderPiece compresses plain on its own, ending with a sync flush (or
+// with the final block when final), and takes its checksums.
+func renderPiece(plain []byte, final bool) piece {
+	var buf bytes.Buffer
+	buf.Grow(len(plain)/6 + 64)
+	zw := flatePool.Get().(*flate.Writer)
+	zw.Reset(&buf)
+	// Writing to a bytes.Buffer cannot fail.
+	_, _ = zw.Write(plain)
+	if final {
+		_ = zw.Close()
+	} else {
+		_ = zw.Flush()
 	}
-	return size + bytes/sampled*len(reports)
+	flatePool.Put(zw)
+	return piece{plain: plain, gz: slices.Clip(buf.Bytes()), crc: crc32IEEE(plain),
+		shift: crc32Shift(int64(len(plain))), sum: sha256.Sum256(plain)}
 }

@@ -79,7 +79,7 @@ func TestImportLegacyEverySchema(t *testing.T) {
 			}
 
 			// The feed: the original's detection, with its score, title, link and timestamp.
-			vs, _, err := StoreVerdicts{st}.ListVerdicts(ctx, 0, 100)
+			vs, err := StoreVerdicts{st}.ListVerdicts(ctx, "", false, 100)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,29 +17,39 @@ import (
 // resultLister is the part of the store the publisher and the HTML
 // index read verdicts from.
 type resultLister interface {
-	ListResults(ctx context.Context, ns string, offset, limit int) ([]store.Result, int, error)
 	ListResultsChanged(ctx context.Context, ns string, pos store.ResultsAfter, limit int) ([]store.Result, store.ResultsAfter, error)
 }
 
+// resultPager is the part of the store the HTML index pages through.
+type resultPager interface {
+	ListResultsByKey(ctx context.Context, ns, from string, back bool, limit int) ([]store.Result, error)
+	CountResults(ctx context.Context, ns string) (int64, error)
+}
+
 // StoreVerdicts lists the verdicts kept in the store (the HTML index's
-// VerdictLister).
-type StoreVerdicts struct{ St resultLister }
+// VerdictLister), by key.
+type StoreVerdicts struct{ St resultPager }
 
 // ListVerdicts implements VerdictLister.
-func (sv StoreVerdicts) ListVerdicts(ctx context.Context, offset, limit int) ([]Verdict, int, error) {
-	rs, total, err := sv.St.ListResults(ctx, ResultsNS, offset, limit)
+func (sv StoreVerdicts) ListVerdicts(ctx context.Context, from string, back bool, limit int) ([]Verdict, error) {
+	rs, err := sv.St.ListResultsByKey(ctx, ResultsNS, from, back, limit)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	out := make([]Verdict, 0, len(rs))
 	for _, r := range rs {
 		v, err := decodeVerdict(r)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		out = append(out, v)
 	}
-	return out, total, nil
+	return out, nil
+}
+
+// CountVerdicts implements VerdictLister.
+func (sv StoreVerdicts) CountVerdicts(ctx context.Context) (int64, error) {
+	return sv.St.CountResults(ctx, ResultsNS)
 }
 
 // decodeVerdict reads a verdict stored under ResultsNS.
@@ -49,7 +58,7 @@ func decodeVerdict(r store.Result) (Verdict, error) {
 	if err := json.Unmarshal(r.Value, &v); err != nil {
 		return Verdict{}, fmt.Errorf("carbonblack: verdict %s unreadable: %w", r.Key, err)
 	}
-	v.UpdatedAt = r.UpdatedAt
+	v.Key, v.UpdatedAt = r.Key, r.UpdatedAt
 	return v, nil
 }
 
@@ -57,17 +66,19 @@ func decodeVerdict(r store.Result) (Verdict, error) {
 type syncer interface{ MarkDirty(full bool) }
 
 // Publisher keeps the served feed in step with the stored verdicts: after
-// a change it re-renders the feed once (not per request) and tells the
+// a change it updates the feed once (not per request) and tells the
 // registrar to have Carbon Black sync it: incrementally when reports were
 // added or changed, fully when one was withdrawn (an incremental sync
 // never removes a report).
 //
-// It keeps the current reports in memory, keyed by id, and reads only the
-// verdicts that changed since its last read (in the order they changed,
-// from a keyset position), so that a change costs reading what changed,
-// not every stored verdict. The read goes back changeOverlap before the
-// last change seen, for writers whose transactions committed late, and
-// everything is read again every fullEvery.
+// It reads only the verdicts that changed since its last read (in the
+// order they changed, from a keyset position), and hands the feed cache
+// only the reports they make or withdraw, which re-renders only the
+// chunks that hold them: a change costs in proportion to what changed,
+// not to every stored verdict or every report. The read goes back
+// changeOverlap before the last change seen, for writers whose
+// transactions committed late, and everything is read again every
+// fullEvery.
 type Publisher struct {
 	st       resultLister
 	cache    *FeedCache
@@ -81,13 +92,11 @@ type Publisher struct {
 	rendered chan struct{} // closed after the first successful render
 	once     sync.Once
 
-	mu       sync.Mutex // serialises refreshes; guards what follows
-	reports  map[string]Report
-	source   map[string]string // report id → key of the verdict it comes from
+	mu       sync.Mutex        // serialises refreshes; guards what follows
+	source   map[string]string // report id → key of the verdict it comes from; nil before the first read
+	pending  map[string]*Report
 	pos      store.ResultsAfter
 	lastFull time.Time
-	dirty    bool // reports changed since the last successful render
-	full     bool // a report was withdrawn since the last sync request
 	now      func() time.Time
 }
 
@@ -120,55 +129,50 @@ func (p *Publisher) Changed() {
 }
 
 // Refresh reads the verdicts that changed since the last refresh (all of
-// them the first time, and every fullEvery), updates the reports, renders
-// the feed when they differ, and then signals a sync.
+// them the first time, and every fullEvery), updates the feed with the
+// reports that changed, and then signals a sync.
 func (p *Publisher) Refresh(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	first := p.reports == nil
-	if first || p.now().Sub(p.lastFull) >= fullEvery {
-		if err := p.readAll(ctx); err != nil {
-			return fmt.Errorf("carbonblack: refresh feed: %w", err)
-		}
-	} else if err := p.readChanged(ctx); err != nil {
-		return fmt.Errorf("carbonblack: refresh feed: %w", err)
-	}
-	if !p.dirty && !first {
-		return nil
-	}
-	ids := make([]string, 0, len(p.reports))
-	for id := range p.reports {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	reports := make([]Report, len(ids))
-	for i, id := range ids {
-		reports[i] = p.reports[id]
-	}
-	// Render validates, and refuses a feed Carbon Black would reject,
-	// keeping the last good one.
-	if err := p.cache.Render(p.info, reports); err != nil {
-		return fmt.Errorf("carbonblack: refresh feed: %w", err)
-	}
-	p.once.Do(func() { close(p.rendered) })
-	if first {
-		p.dirty, p.full = false, false
-		return nil // the first render after start; the registrar syncs fully at start
-	}
-	p.sync.MarkDirty(p.full)
-	p.dirty, p.full = false, false
-	return nil
+	_, err := p.refresh(ctx)
+	return err
 }
 
-// readAll reads every verdict and replaces the reports with theirs.
-func (p *Publisher) readAll(ctx context.Context) error {
+// refresh is Refresh; it also says whether it read every verdict.
+func (p *Publisher) refresh(ctx context.Context) (whole bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := p.source == nil
+	var fc feedChanges
+	if first || p.now().Sub(p.lastFull) >= fullEvery {
+		// Render validates, and refuses a feed Carbon Black would
+		// reject, keeping the last good one.
+		fc, err = p.readAll(ctx)
+		whole = true
+	} else {
+		fc, err = p.readChanged(ctx)
+	}
+	if err != nil {
+		return whole, fmt.Errorf("carbonblack: refresh feed: %w", err)
+	}
+	p.once.Do(func() { close(p.rendered) })
+	if !fc.any() {
+		return whole, nil
+	}
+	p.log.Info("feed updated", "reports", p.cache.Current().Reports, "new_or_changed", fc.changed, "withdrawn", fc.withdrawn)
+	if !first { // the registrar syncs fully at start
+		p.sync.MarkDirty(fc.withdrawn > 0)
+	}
+	return whole, nil
+}
+
+// readAll reads every verdict and makes their reports the feed.
+func (p *Publisher) readAll(ctx context.Context) (feedChanges, error) {
 	start := p.now()
 	reports, source := map[string]Report{}, map[string]string{}
 	var pos store.ResultsAfter
 	for {
 		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
 		if err != nil {
-			return err
+			return feedChanges{}, err
 		}
 		for _, r := range rs {
 			v, err := decodeVerdict(r)
@@ -185,31 +189,30 @@ func (p *Publisher) readAll(ctx context.Context) error {
 			break
 		}
 	}
-	news, withdrawn := 0, 0
-	for id, r := range reports {
-		if old, ok := p.reports[id]; !ok || old.Timestamp != r.Timestamp {
-			news++
-		}
+	all := make([]Report, 0, len(reports))
+	for _, r := range reports {
+		all = append(all, r)
 	}
-	for id := range p.reports {
-		if _, ok := reports[id]; !ok {
-			withdrawn++
-		}
+	fc, err := p.cache.render(p.info, all)
+	if err != nil {
+		return feedChanges{}, err
 	}
-	p.note(len(reports), news, withdrawn)
-	p.reports, p.source, p.pos, p.lastFull = reports, source, pos, start
-	return nil
+	p.source, p.pending, p.pos, p.lastFull = source, nil, pos, start
+	return fc, nil
 }
 
 // readChanged reads the verdicts that changed since the last read (with
-// changeOverlap) and applies them to the reports.
-func (p *Publisher) readChanged(ctx context.Context) error {
+// changeOverlap) and updates the feed with the reports they make or
+// withdraw. Changes the feed refused stay pending for the next refresh.
+func (p *Publisher) readChanged(ctx context.Context) (feedChanges, error) {
 	pos := store.ResultsAfter{At: p.pos.At.Add(-changeOverlap)}
-	news, withdrawn := 0, 0
+	if p.pending == nil {
+		p.pending = map[string]*Report{}
+	}
 	for {
 		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
 		if err != nil {
-			return err
+			return feedChanges{}, err
 		}
 		for _, r := range rs {
 			v, err := decodeVerdict(r)
@@ -219,15 +222,14 @@ func (p *Publisher) readChanged(ctx context.Context) error {
 			}
 			rep, ok := p.report(v)
 			id := reportID(v.MD5)
-			old, had := p.reports[id]
-			switch {
-			case ok && (!had || old.Timestamp != rep.Timestamp || !reportsEqual(old, rep)):
-				p.reports[id], p.source[id] = rep, r.Key
-				news++
-			case !ok && had && p.source[id] == r.Key:
-				delete(p.reports, id)
+			switch from, had := p.source[id]; {
+			case ok:
+				p.pending[id], p.source[id] = &rep, r.Key
+			case had && from == r.Key:
+				// Its verdict no longer makes a report (a verdict of
+				// another key with the same MD5 may still).
+				p.pending[id] = nil
 				delete(p.source, id)
-				withdrawn++
 			}
 		}
 		pos = next
@@ -238,18 +240,12 @@ func (p *Publisher) readChanged(ctx context.Context) error {
 	if pos.At.After(p.pos.At) {
 		p.pos = pos
 	}
-	p.note(len(p.reports), news, withdrawn)
-	return nil
-}
-
-// note records what a read changed.
-func (p *Publisher) note(reports, news, withdrawn int) {
-	if news == 0 && withdrawn == 0 {
-		return
+	fc, err := p.cache.update(p.info, p.pending)
+	if err != nil {
+		return feedChanges{}, err
 	}
-	p.dirty = true
-	p.full = p.full || withdrawn > 0
-	p.log.Info("feed updated", "reports", reports, "new_or_changed", news, "withdrawn", withdrawn)
+	clear(p.pending)
+	return fc, nil
 }
 
 // report is the report of one verdict, if it makes one (BuildReports).
@@ -264,24 +260,24 @@ func (p *Publisher) report(v Verdict) (Report, bool) {
 // reportID is the id of the report of a file: Binary_<MD5 in upper case>.
 func reportID(md5 string) string { return "Binary_" + strings.ToUpper(md5) }
 
-// reportsEqual compares two reports of the same id by their JSON.
-func reportsEqual(a, b Report) bool {
-	ja, err1 := json.Marshal(&a)
-	jb, err2 := json.Marshal(&b)
-	return err1 == nil && err2 == nil && string(ja) == string(jb)
-}
-
 // Run renders the feed at start and after every change until ctx ends.
-// Renders are spaced by at least twice the last render's duration, so
-// that a busy connector with a large feed spends at most a third of a
-// core re-rendering it.
+// Refreshes are spaced by the debounce, and by at least twice the last
+// incremental refresh's duration, so that a busy connector spends at most
+// a third of a core keeping the feed up to date; a refresh that read every
+// verdict (at start, every fullEvery) does not count.
 func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		start := time.Now()
-		if err := p.Refresh(ctx); err != nil && ctx.Err() == nil {
+		whole, err := p.refresh(ctx)
+		if err != nil && ctx.Err() == nil {
 			p.log.Error("feed not refreshed", "error", err)
 		}
 		took := time.Since(start)
+		if whole {
+			// Reading every verdict is rare (at start and every
+			// fullEvery): it does not slow down the changes after it.
+			took = 0
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -1,9 +1,12 @@
 package carbonblack
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,10 +24,12 @@ func (nopSyncer) MarkDirty(bool) {}
 
 // BenchmarkPublish: n verdicts stored in SQLite (one in ten detected by
 // 1 to 16 engines), then: the publisher's first refresh (read every
-// verdict, build the reports, render: what a start costs), and the
-// refresh after one more detection was stored (what a change costs: the
-// time it adds between a verdict and the served feed). 1,000,000 runs
-// only with VTC_BENCH_BIG=1.
+// verdict, build the reports, render: what a start costs), the refresh
+// after one more detection was stored (what a change costs), the time
+// from a detection stored to the served feed with the publisher running
+// (render debounce included), and the latency of /binaries.html (first
+// page, a deep page) and of the status page's recent verdicts.
+// 1,000,000 runs only with VTC_BENCH_BIG=1.
 func BenchmarkPublish(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("verdicts=%d", n), func(b *testing.B) {
@@ -82,6 +87,59 @@ func BenchmarkPublish(b *testing.B) {
 				change += time.Since(t0)
 				changeCPU += cpuTime() - c0
 			}
+			b.StopTimer()
+
+			// From a new detection stored to the served feed, with the
+			// publisher running as the connector runs it (render debounce
+			// 500 ms): the time the feed adds after the verdict.
+			ctx, stop := context.WithCancel(b.Context())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = p.Run(ctx) }()
+			time.Sleep(200 * time.Millisecond) // past Run's first refresh, which comes at once
+			var toFeed time.Duration
+			const detections = 3
+			for i := range detections {
+				before := cache.Current()
+				clock.Store(time.Now().UnixNano())
+				v := verdict(n + 10*(b.N+i+1))
+				b2, _ := json.Marshal(v)
+				t0 := time.Now()
+				if _, err := st.PutResult(b.Context(), ResultsNS, v.MD5, b2); err != nil {
+					b.Fatal(err)
+				}
+				p.Changed()
+				for cache.Current() == before {
+					time.Sleep(time.Millisecond)
+				}
+				toFeed += time.Since(t0)
+			}
+			stop()
+			<-done
+
+			// The HTML index: the first page, and a page nine tenths in
+			// (by key), and the status page's recent verdicts.
+			h := NewServer(ServerConfig{}, cache, StoreVerdicts{st}, nil).Handler()
+			page := func(q string) time.Duration {
+				const reps = 5
+				t0 := time.Now()
+				for range reps {
+					w := &feedDiscardWriter{h: http.Header{}}
+					r := httptest.NewRequest(http.MethodGet, "/binaries.html"+q, nil)
+					r.RemoteAddr = "127.0.0.1:1"
+					h.ServeHTTP(w, r)
+					if w.code != 0 && w.code != http.StatusOK || w.n < 10_000 { // 0: Write without WriteHeader
+						b.Fatalf("%s: status %d, %d bytes", q, w.code, w.n)
+					}
+				}
+				return time.Since(t0) / reps
+			}
+			firstPage, deepPage := page(""), page("?after="+fmt.Sprintf("%032X", n*9/10))
+			t0 := time.Now()
+			if rs, err := st.RecentResults(b.Context(), ResultsNS, 25); err != nil || len(rs) != 25 {
+				b.Fatal(len(rs), err)
+			}
+			recent := time.Since(t0)
+
 			runtime.GC()
 			var held runtime.MemStats
 			runtime.ReadMemStats(&held)
@@ -90,6 +148,10 @@ func BenchmarkPublish(b *testing.B) {
 			b.ReportMetric(float64(changeCPU.Milliseconds())/float64(b.N), "cpu_ms/change")
 			b.ReportMetric(float64(held.HeapInuse)/(1<<20), "heap_MB_after")
 			b.ReportMetric(float64(cache.Current().Reports), "reports")
+			b.ReportMetric(float64(toFeed.Milliseconds())/detections, "to_feed_ms")
+			b.ReportMetric(float64(firstPage.Microseconds())/1000, "index_first_ms")
+			b.ReportMetric(float64(deepPage.Microseconds())/1000, "index_deep_ms")
+			b.ReportMetric(float64(recent.Microseconds())/1000, "recent_ms")
 		})
 	}
 }

@@ -43,15 +43,6 @@ func (m *memResults) sorted() []store.Result {
 	return out
 }
 
-func (m *memResults) ListResults(_ context.Context, _ string, offset, limit int) ([]store.Result, int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	all := m.sorted()
-	slices.SortFunc(all, func(a, b store.Result) int { return strings.Compare(a.Key, b.Key) })
-	end := min(offset+limit, len(all))
-	return all[min(offset, end):end], len(all), nil
-}
-
 func (m *memResults) ListResultsChanged(_ context.Context, _ string, pos store.ResultsAfter, limit int) ([]store.Result, store.ResultsAfter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -84,7 +75,7 @@ func detected(md5 string, positives int) Verdict {
 func feedIDsOf(t *testing.T, c *FeedCache) []string {
 	t.Helper()
 	var f Feed
-	if err := json.Unmarshal(c.Current().Body, &f); err != nil {
+	if err := json.Unmarshal(c.Current().Body(), &f); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string

@@ -22,7 +22,7 @@ func feedDoc(t *testing.T) *httptest.Server {
 	}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(cache.Current().Body)
+		_, _ = w.Write(cache.Current().Body())
 	}))
 	t.Cleanup(ts.Close)
 	return ts

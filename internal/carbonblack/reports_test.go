@@ -130,7 +130,7 @@ func TestReportTextIsSafe(t *testing.T) {
 	if err := c.Render(goldenFeedInfo(t), []Report{r}); err != nil {
 		t.Fatal(err)
 	}
-	if body := c.Current().Body; bytes.Contains(body, []byte("<script>")) || !bytes.Contains(body, []byte(`\u003cscript\u003e`)) {
+	if body := c.Current().Body(); bytes.Contains(body, []byte("<script>")) || !bytes.Contains(body, []byte(`\u003cscript\u003e`)) {
 		t.Errorf("the JSON does not escape HTML: %s", body)
 	}
 }

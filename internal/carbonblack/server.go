@@ -15,18 +15,27 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vtconnector/vtconnector/internal/httpserver"
 )
 
-// VerdictLister pages through every verdict the connector holds, for the
-// HTML index; total is the number of verdicts.
+// VerdictLister pages through every verdict the connector holds by key
+// (Verdict.Key), for the HTML index: a page costs its rows, however deep.
 type VerdictLister interface {
-	ListVerdicts(ctx context.Context, offset, limit int) (vs []Verdict, total int, err error)
+	// ListVerdicts returns up to limit verdicts in key order: those
+	// whose key is after from ("" for the first ones) or, when back,
+	// before it ("" for the last ones).
+	ListVerdicts(ctx context.Context, from string, back bool, limit int) ([]Verdict, error)
+	// CountVerdicts is how many verdicts there are, from a kept count
+	// (never by counting them).
+	CountVerdicts(ctx context.Context) (int64, error)
 }
 
 // ServerConfig configures the feed server.
@@ -236,10 +245,10 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusServiceUnavailable)
 		return
 	}
-	body, etag := snap.Body, snap.ETag
+	write, size, etag := snap.WriteTo, snap.Size(), snap.ETag
 	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
 	if gz {
-		body, etag = snap.Gzip, snap.GzipETag()
+		write, size, etag = snap.WriteGzipTo, snap.GzipSize(), snap.GzipETag()
 	}
 	h.Set("ETag", etag)
 	h.Set("Last-Modified", snap.RenderedAt.UTC().Format(http.TimeFormat))
@@ -253,10 +262,10 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request) {
 	if gz {
 		h.Set("Content-Encoding", "gzip")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
+		_, _ = write(w) // the snapshot's pieces, in order
 	}
 }
 
@@ -344,20 +353,17 @@ var indexTemplate = sync.OnceValue(func() *template.Template {
 
 // indexPage is what templates/index.html shows.
 type indexPage struct {
-	Title      string
-	Rows       []indexRow
-	Total      int
-	Page       int
-	Pages      int
-	First      int // 1-based number of the first row on the page
-	Last       int
-	PrevPage   int // 0 when there is none
-	NextPage   int
-	FeedReady  bool
-	FeedCount  int
-	FeedAt     string
-	PageSize   int
-	BeyondLast bool
+	Title     string
+	Rows      []indexRow
+	Total     int64
+	Prev      string // key of the page's first row, when rows lie before it
+	Next      string // key of the page's last row, when rows lie after it
+	First     bool   // the first page (no rows before it)
+	FeedReady bool
+	FeedCount int
+	FeedAt    string
+	PageSize  int
+	Beyond    bool // no rows from the key asked for: it is past an end
 }
 
 type indexRow struct {
@@ -368,52 +374,141 @@ type indexRow struct {
 
 const indexTitle = "vtconnector — VirusTotal feed for Carbon Black"
 
-// maxIndexPage keeps offsets far from overflow.
-const maxIndexPage = 10_000_000
+// maxIndexKey bounds the key a page link carries (a verdict's key is an
+// MD5).
+const maxIndexKey = 128
+
+// indexQuery is where a page of the index starts: after a key, before a
+// key, at the end (last), or at the start (none of them).
+type indexQuery struct {
+	from string
+	back bool
+}
+
+// parseIndexQuery reads ?after=KEY, ?before=KEY or ?last=1. The page
+// numbers of older links (?page=N) are gone: pages are addressed by key,
+// so that a deep page costs what the first does; ?page=1 is the first
+// page, any other number is answered 400 with a pointer to the first page.
+func parseIndexQuery(q url.Values) (indexQuery, error) {
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return indexQuery{}, fmt.Errorf("%s is given %d times", k, len(vs))
+		}
+	}
+	var (
+		iq   indexQuery
+		seen []string
+	)
+	for _, k := range []string{"after", "before", "last", "page"} {
+		if q.Has(k) {
+			seen = append(seen, k)
+		}
+	}
+	if len(seen) > 1 {
+		return indexQuery{}, fmt.Errorf("give one of after, before, last and page, not %s", strings.Join(seen, " and "))
+	}
+	switch {
+	case q.Has("after"), q.Has("before"):
+		iq.back = q.Has("before")
+		iq.from = q.Get("after") + q.Get("before")
+		if iq.from == "" || len(iq.from) > maxIndexKey || !utf8.ValidString(iq.from) || strings.IndexFunc(iq.from, unicode.IsControl) >= 0 {
+			return indexQuery{}, fmt.Errorf("after and before take a verdict's key (the MD5 of a row) of 1 to %d printable characters", maxIndexKey)
+		}
+	case q.Has("last"):
+		if q.Get("last") != "1" {
+			return indexQuery{}, errors.New("last takes the value 1")
+		}
+		iq.back = true
+	case q.Has("page"):
+		if q.Get("page") != "1" {
+			return indexQuery{}, errors.New("pages are no longer numbered: they are addressed by key (the index's links carry it); start at /binaries.html")
+		}
+	}
+	return iq, nil
+}
 
 func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	if s.verdicts == nil {
 		plainError(w, http.StatusNotFound)
 		return
 	}
-	page := 1
-	if p := r.URL.Query().Get("page"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > maxIndexPage {
-			http.Error(w, "400 bad request: page must be a number from 1", http.StatusBadRequest)
-			return
-		}
-		page = n
-	}
-	size := s.cfg.PageSize
-	vs, total, err := s.verdicts.ListVerdicts(r.Context(), (page-1)*size, size)
+	iq, err := parseIndexQuery(r.URL.Query())
 	if err != nil {
-		s.log.Error("feed server: list verdicts", "page", page, "error", err)
+		http.Error(w, "400 bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	p, err := s.indexPage(r.Context(), iq)
+	if err != nil {
+		s.log.Error("feed server: list verdicts", "from", iq.from, "back", iq.back, "error", err)
 		plainError(w, http.StatusInternalServerError)
 		return
 	}
-	if len(vs) > size {
+	var buf bytes.Buffer
+	if err := indexTemplate().ExecuteTemplate(&buf, "index.html", p); err != nil {
+		s.log.Error("feed server: render index", "error", err)
+		plainError(w, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy",
+		"default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// indexPage reads one page: one more row than it shows, to know whether
+// rows lie beyond it, and one row on its other side, to know whether rows
+// lie before it; the total comes from the kept count.
+func (s *Server) indexPage(ctx context.Context, iq indexQuery) (indexPage, error) {
+	size := s.cfg.PageSize
+	vs, err := s.verdicts.ListVerdicts(ctx, iq.from, iq.back, size+1)
+	if err != nil {
+		return indexPage{}, err
+	}
+	more := len(vs) > size // rows beyond the page, in its direction
+	if more && iq.back {
+		vs = vs[len(vs)-size:]
+	} else if more {
 		vs = vs[:size]
 	}
-	p := indexPage{
-		Title:    indexTitle,
-		Total:    total,
-		Page:     page,
-		Pages:    max(1, (total+size-1)/size),
-		PageSize: size,
-		Rows:     make([]indexRow, 0, len(vs)),
+	if iq.back && !more && iq.from != "" {
+		// Back at the start, with a short page: show the first page.
+		return s.indexPage(ctx, indexQuery{})
 	}
-	if page > 1 {
-		p.PrevPage = min(page-1, p.Pages)
+	p := indexPage{Title: indexTitle, PageSize: size, Rows: make([]indexRow, 0, len(vs))}
+	if p.Total, err = s.verdicts.CountVerdicts(ctx); err != nil {
+		return indexPage{}, err
 	}
-	if page < p.Pages {
-		p.NextPage = page + 1
-	}
-	p.BeyondLast = page > p.Pages
 	if len(vs) > 0 {
-		p.First = (page-1)*size + 1
-		p.Last = p.First + len(vs) - 1
+		first, last := vs[0].Key, vs[len(vs)-1].Key
+		// The other side: behind a forward page, ahead of a backward one.
+		other := iq.from != ""
+		if other {
+			edge := first
+			if iq.back {
+				edge = last
+			}
+			probe, err := s.verdicts.ListVerdicts(ctx, edge, !iq.back, 1)
+			if err != nil {
+				return indexPage{}, err
+			}
+			other = len(probe) > 0
+		}
+		before, after := other, more
+		if iq.back {
+			before, after = more, other
+		}
+		if before {
+			p.Prev = first
+		}
+		if after {
+			p.Next = last
+		}
 	}
+	p.First = p.Prev == "" && len(vs) > 0
+	p.Beyond = len(vs) == 0 && iq.from != ""
 	if snap := s.feed.Current(); snap != nil {
 		p.FeedReady, p.FeedCount, p.FeedAt = true, snap.Reports, formatIndexTime(snap.RenderedAt)
 	}
@@ -433,19 +528,7 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Rows = append(p.Rows, row)
 	}
-	var buf bytes.Buffer
-	if err := indexTemplate().ExecuteTemplate(&buf, "index.html", p); err != nil {
-		s.log.Error("feed server: render index", "page", page, "error", err)
-		plainError(w, http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy",
-		"default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	_, _ = w.Write(buf.Bytes())
+	return p, nil
 }
 
 func formatIndexTime(t time.Time) string {

@@ -36,8 +36,8 @@ func BenchmarkServeFeed(b *testing.B) {
 		size int
 	}{
 		{"304", map[string]string{"Accept-Encoding": "gzip", "If-None-Match": snap.GzipETag()}, http.StatusNotModified, 0},
-		{"gzip-200", map[string]string{"Accept-Encoding": "gzip"}, http.StatusOK, len(snap.Gzip)},
-		{"identity-200", nil, http.StatusOK, len(snap.Body)},
+		{"gzip-200", map[string]string{"Accept-Encoding": "gzip"}, http.StatusOK, len(snap.Gzip())},
+		{"identity-200", nil, http.StatusOK, len(snap.Body())},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -76,7 +76,7 @@ func BenchmarkServeFeedHTTP(b *testing.B) {
 		size int
 	}{
 		{"304", map[string]string{"Accept-Encoding": "gzip", "If-None-Match": snap.GzipETag()}, http.StatusNotModified, 0},
-		{"gzip-200", map[string]string{"Accept-Encoding": "gzip"}, http.StatusOK, len(snap.Gzip)},
+		{"gzip-200", map[string]string{"Accept-Encoding": "gzip"}, http.StatusOK, len(snap.Gzip())},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -6,15 +6,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -42,7 +44,7 @@ type stubVerdictLister struct {
 	release chan struct{} // when set, calls wait for it
 }
 
-func (l *stubVerdictLister) ListVerdicts(ctx context.Context, offset, limit int) ([]Verdict, int, error) {
+func (l *stubVerdictLister) ListVerdicts(ctx context.Context, from string, back bool, limit int) ([]Verdict, error) {
 	if l.entered != nil {
 		l.entered <- struct{}{}
 	}
@@ -53,12 +55,40 @@ func (l *stubVerdictLister) ListVerdicts(ctx context.Context, offset, limit int)
 		panic("lister exploded: secret-panic-detail")
 	}
 	if l.err != nil {
-		return nil, 0, l.err
+		return nil, l.err
 	}
-	if offset >= len(l.vs) {
-		return nil, len(l.vs), nil
+	vs := l.sorted()
+	if !back {
+		i := 0
+		for i < len(vs) && from != "" && vs[i].Key <= from {
+			i++
+		}
+		return vs[i:min(i+limit, len(vs))], nil
 	}
-	return l.vs[offset:min(offset+limit, len(l.vs))], len(l.vs), nil
+	j := len(vs)
+	for j > 0 && from != "" && vs[j-1].Key >= from {
+		j--
+	}
+	return vs[max(j-limit, 0):j], nil
+}
+
+// sorted is the verdicts by key (the MD5 when no key is set).
+func (l *stubVerdictLister) sorted() []Verdict {
+	vs := slices.Clone(l.vs)
+	for i := range vs {
+		if vs[i].Key == "" {
+			vs[i].Key = vs[i].MD5
+		}
+	}
+	slices.SortFunc(vs, func(a, b Verdict) int { return strings.Compare(a.Key, b.Key) })
+	return vs
+}
+
+func (l *stubVerdictLister) CountVerdicts(context.Context) (int64, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	return int64(len(l.vs)), nil
 }
 
 // feedLogBuffer collects a test server's log lines.
@@ -136,12 +166,12 @@ func TestFeedJSON(t *testing.T) {
 	url := srv.URL + "/feed.json"
 
 	resp, body := feedGet(t, srv.Client(), url, nil)
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, snap.Body) {
-		t.Fatalf("status %d, body matches snapshot: %v", resp.StatusCode, bytes.Equal(body, snap.Body))
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, snap.Body()) {
+		t.Fatalf("status %d, body matches snapshot: %v", resp.StatusCode, bytes.Equal(body, snap.Body()))
 	}
 	want := map[string]string{
 		"Content-Type":     "application/json",
-		"Content-Length":   fmt.Sprint(len(snap.Body)),
+		"Content-Length":   fmt.Sprint(len(snap.Body())),
 		"Etag":             snap.ETag,
 		"Last-Modified":    "Sat, 02 Mar 2024 08:30:00 GMT",
 		"Vary":             "Accept-Encoding",
@@ -205,7 +235,7 @@ func TestFeedJSON(t *testing.T) {
 	})
 	t.Run("HEAD has the length but no body", func(t *testing.T) {
 		resp, body := feedDo(t, srv.Client(), http.MethodHead, url, nil)
-		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(snap.Body)) {
+		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(snap.Body())) {
 			t.Errorf("status %d, %d bytes, Content-Length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
 		}
 	})
@@ -214,7 +244,7 @@ func TestFeedJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp, body := feedGet(t, srv.Client(), url, map[string]string{"If-None-Match": snap.ETag})
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Etag") == snap.ETag || !bytes.Equal(body, cache.Current().Body) {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Etag") == snap.ETag || !bytes.Equal(body, cache.Current().Body()) {
 			t.Errorf("status %d, ETag %q", resp.StatusCode, resp.Header.Get("Etag"))
 		}
 	})
@@ -229,8 +259,8 @@ func TestFeedJSONGzip(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" {
 		t.Fatalf("status %d, Content-Encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
 	}
-	if got := resp.Header.Get("Content-Length"); got != fmt.Sprint(len(body)) || len(body) != len(snap.Gzip) {
-		t.Errorf("Content-Length %s, body %d bytes, gzip %d bytes", got, len(body), len(snap.Gzip))
+	if got := resp.Header.Get("Content-Length"); got != fmt.Sprint(len(body)) || len(body) != len(snap.Gzip()) {
+		t.Errorf("Content-Length %s, body %d bytes, gzip %d bytes", got, len(body), len(snap.Gzip()))
 	}
 	if resp.Header.Get("Etag") != snap.GzipETag() || resp.Header.Get("Vary") != "Accept-Encoding" {
 		t.Errorf("ETag %q, Vary %q", resp.Header.Get("Etag"), resp.Header.Get("Vary"))
@@ -240,7 +270,7 @@ func TestFeedJSONGzip(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain, err := io.ReadAll(zr)
-	if err != nil || !bytes.Equal(plain, snap.Body) {
+	if err != nil || !bytes.Equal(plain, snap.Body()) {
 		t.Errorf("gzip body does not decompress to the feed (err %v)", err)
 	}
 
@@ -256,8 +286,8 @@ func TestFeedJSONGzip(t *testing.T) {
 	}
 	defer resp2.Body.Close()
 	plain, _ = io.ReadAll(resp2.Body)
-	if !resp2.Uncompressed || !bytes.Equal(plain, snap.Body) {
-		t.Errorf("default client: uncompressed %v, body matches %v", resp2.Uncompressed, bytes.Equal(plain, snap.Body))
+	if !resp2.Uncompressed || !bytes.Equal(plain, snap.Body()) {
+		t.Errorf("default client: uncompressed %v, body matches %v", resp2.Uncompressed, bytes.Equal(plain, snap.Body()))
 	}
 }
 
@@ -272,7 +302,7 @@ func TestFeedJSONLargeHasContentLength(t *testing.T) {
 	for _, tc := range []struct {
 		encoding string
 		want     []byte
-	}{{"", snap.Body}, {"gzip", snap.Gzip}} {
+	}{{"", snap.Body()}, {"gzip", snap.Gzip()}} {
 		resp, body := feedGet(t, srv.Client(), srv.URL+"/feed.json", map[string]string{"Accept-Encoding": tc.encoding})
 		if len(tc.want) < 64<<10 {
 			t.Fatalf("%q body is only %d bytes", tc.encoding, len(tc.want))
@@ -455,15 +485,17 @@ func indexTestVerdicts() []Verdict {
 }
 
 func TestIndexGolden(t *testing.T) {
-	srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, &stubVerdictLister{vs: indexTestVerdicts()})
+	l := &stubVerdictLister{vs: indexTestVerdicts()}
+	srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, l)
+	third := l.sorted()[2].Key
 	for _, tc := range []struct {
-		page, golden string
+		query, golden string
 	}{
-		{"2", "index.golden.html"},
-		{"3", "index-page3.golden.html"},
+		{"?after=" + url.QueryEscape(third), "index.golden.html"}, // the second page
+		{"?last=1", "index-page3.golden.html"},
 	} {
-		t.Run("page "+tc.page, func(t *testing.T) {
-			resp, body := feedGet(t, srv.Client(), srv.URL+"/binaries.html?page="+tc.page, nil)
+		t.Run(tc.query, func(t *testing.T) {
+			resp, body := feedGet(t, srv.Client(), srv.URL+"/binaries.html"+tc.query, nil)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -483,7 +515,83 @@ func TestIndexGolden(t *testing.T) {
 	}
 }
 
+// indexLink is the target of the link with rel in an index page, "" when
+// there is none.
+func indexLink(t *testing.T, body []byte, rel string) string {
+	t.Helper()
+	m := regexp.MustCompile(`<a href="([^"]*)" rel="` + rel + `">`).FindSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(string(m[1]))
+}
+
+// indexRows is the MD5s of an index page's rows.
+func indexRows(body []byte) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`<tr(?: class="detected")?><td class="hash">([^<]*)</td>`).FindAllSubmatch(body, -1) {
+		out = append(out, html.UnescapeString(string(m[1])))
+	}
+	return out
+}
+
+// TestIndexPages pages through the index by its links: forward from the
+// first page and back from the last, across every page boundary, with
+// pages that end exactly at the last row and with one row over.
 func TestIndexPages(t *testing.T) {
+	for _, n := range []int{7, 9, 10} {
+		t.Run(fmt.Sprintf("%d verdicts", n), func(t *testing.T) {
+			var vs []Verdict
+			for i := range n {
+				vs = append(vs, Verdict{MD5: fmt.Sprintf("%032X", i*0x777), Found: i%2 == 0, Positives: i % 2, Total: 3})
+			}
+			l := &stubVerdictLister{vs: vs}
+			var want []string
+			for _, v := range l.sorted() {
+				want = append(want, v.MD5)
+			}
+			srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, l)
+			walk := func(start, rel string) (rows []string, pages int) {
+				for link := start; link != ""; pages++ {
+					if pages > n {
+						t.Fatalf("more pages than rows following %s links", rel)
+					}
+					resp, body := feedGet(t, srv.Client(), srv.URL+link, nil)
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("%s: status %d", link, resp.StatusCode)
+					}
+					if !bytes.Contains(body, []byte(fmt.Sprintf("%d verdicts in all", n))) {
+						t.Errorf("%s: the total is missing", link)
+					}
+					got := indexRows(body)
+					if len(got) == 0 || len(got) > 3 {
+						t.Fatalf("%s: %d rows", link, len(got))
+					}
+					if rel == "next" {
+						rows = append(rows, got...)
+					} else {
+						// Back at the start the first page comes whole:
+						// keep the rows not seen yet.
+						for len(rows) > 0 && len(got) > 0 && got[len(got)-1] >= rows[0] {
+							got = got[:len(got)-1]
+						}
+						rows = append(got, rows...)
+					}
+					link = indexLink(t, body, rel)
+				}
+				return rows, pages
+			}
+			fwd, pages := walk("/binaries.html", "next")
+			if !slices.Equal(fwd, want) || pages != (n+2)/3 {
+				t.Errorf("forward: %d pages, rows %v\nwant %v", pages, fwd, want)
+			}
+			back, _ := walk("/binaries.html?last=1", "prev")
+			if !slices.Equal(back, want) {
+				t.Errorf("back: rows %v\nwant %v", back, want)
+			}
+		})
+	}
+
 	srv, _, _ := newTestFeedServer(t, ServerConfig{PageSize: 3}, &stubVerdictLister{vs: indexTestVerdicts()})
 	for _, tc := range []struct {
 		query string
@@ -491,19 +599,27 @@ func TestIndexPages(t *testing.T) {
 		has   []string
 		hasNo []string
 	}{
-		{"", http.StatusOK, []string{"page 1 of 3", `href="/binaries.html?page=2" rel="next"`, "showing 1–3"}, []string{`rel="prev"`}},
-		{"?page=1", http.StatusOK, []string{"page 1 of 3"}, nil},
-		{"?page=3", http.StatusOK, []string{"page 3 of 3", `rel="prev"`, "showing 7–7"}, []string{`rel="next"`}},
-		{"?page=9", http.StatusOK, []string{"There is no page 9", `href="/binaries.html?page=3"`}, []string{"<table>"}},
+		{"", http.StatusOK, []string{"7 verdicts in all", `rel="next"`, "from the first"}, []string{`rel="prev"`}},
+		{"?page=1", http.StatusOK, []string{`rel="next"`}, []string{`rel="prev"`}},
+		{"?last=1", http.StatusOK, []string{`rel="prev"`}, []string{`rel="next"`}},
+		{"?after=" + strings.Repeat("F", 32), http.StatusOK, []string{"no verdicts past this point", `href="/binaries.html?last=1"`}, []string{"<table>"}},
+		{"?before=0", http.StatusOK, []string{`rel="next"`, "from the first"}, []string{`rel="prev"`}},
+		{"?page=2", http.StatusBadRequest, []string{"addressed by key"}, nil},
 		{"?page=0", http.StatusBadRequest, nil, nil},
-		{"?page=-1", http.StatusBadRequest, nil, nil},
 		{"?page=abc", http.StatusBadRequest, nil, nil},
-		{"?page=99999999999999999999", http.StatusBadRequest, nil, nil},
+		{"?after=", http.StatusBadRequest, nil, nil},
+		{"?before=", http.StatusBadRequest, nil, nil},
+		{"?after=A&after=B", http.StatusBadRequest, nil, nil},
+		{"?after=A&before=B", http.StatusBadRequest, []string{"not after and before"}, nil},
+		{"?after=" + strings.Repeat("A", 129), http.StatusBadRequest, nil, nil},
+		{"?after=%00A", http.StatusBadRequest, nil, nil},
+		{"?after=%FF", http.StatusBadRequest, nil, nil},
+		{"?last=yes", http.StatusBadRequest, nil, nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			resp, body := feedGet(t, srv.Client(), srv.URL+"/binaries.html"+tc.query, nil)
 			if resp.StatusCode != tc.code {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tc.code)
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.code, body)
 			}
 			for _, s := range tc.has {
 				if !bytes.Contains(body, []byte(s)) {
@@ -680,7 +796,7 @@ func TestRunTLS(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.TLS == nil || !bytes.Equal(body, c.Current().Body) {
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || !bytes.Equal(body, c.Current().Body()) {
 		t.Errorf("status %d, TLS %v", resp.StatusCode, resp.TLS != nil)
 	}
 
@@ -710,6 +826,19 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 	info := goldenFeedInfo(t)
 	all := BuildReports(syntheticVerdicts(200), FeedOptions{IncludeSHA256: true})
 
+	// The ETag of every snapshot rendered, and the hash of its body.
+	var (
+		mu       sync.Mutex
+		rendered = map[string][sha256.Size]byte{}
+		served   = map[string][sha256.Size]byte{} // what the responses paired
+	)
+	record := func() {
+		s := cache.Current()
+		mu.Lock()
+		rendered[s.ETag] = sha256.Sum256(s.Body())
+		mu.Unlock()
+	}
+	record()
 	ctx, stop := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -719,6 +848,7 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			record()
 		}
 	})
 	tr := &http.Transport{DisableCompression: true}
@@ -754,12 +884,14 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 						return
 					}
 				}
+				tag := strings.TrimSuffix(strings.TrimSuffix(resp.Header.Get("Etag"), `"`), "-gzip") + `"`
 				sum := sha256.Sum256(body)
-				tag := strings.TrimSuffix(strings.TrimSuffix(resp.Header.Get("Etag"), `"`), "-gzip")
-				if want := `"` + hex.EncodeToString(sum[:16]); tag != want {
-					t.Errorf("ETag %s does not name the body served (%s)", resp.Header.Get("Etag"), want)
-					return
+				mu.Lock()
+				if prev, ok := served[tag]; ok && prev != sum {
+					t.Errorf("ETag %s named two bodies", tag)
 				}
+				served[tag] = sum
+				mu.Unlock()
 				if errs := ValidateFeedJSON(body); errs != nil {
 					t.Errorf("served an invalid feed: %v", errs[0])
 					return
@@ -768,6 +900,14 @@ func TestConcurrentReadsDuringRenders(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if len(served) < 2 {
+		t.Errorf("the responses saw %d snapshots; want several", len(served))
+	}
+	for tag, sum := range served {
+		if want, ok := rendered[tag]; !ok || want != sum {
+			t.Errorf("ETag %s does not name the body served with it (a snapshot with that tag: %v)", tag, ok)
+		}
+	}
 }
 
 func TestInventoryStatusAndMetricsStayOnThisHostByDefault(t *testing.T) {

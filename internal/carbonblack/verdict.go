@@ -27,7 +27,10 @@ type Verdict struct {
 	// report's timestamp, so that Carbon Black's incremental sync picks
 	// up changes.
 	UpdatedAt time.Time `json:"-"`
-	Link      string    `json:"link"` // the VirusTotal GUI page of the file
+	// Key is the verdict's key in the store (its MD5 as stored), set when
+	// it is read; the HTML index pages by it.
+	Key  string `json:"-"`
+	Link string `json:"link"` // the VirusTotal GUI page of the file
 	// Private: the verdict comes from a VirusTotal Private Scanning
 	// analysis: Positives and Total count sandboxes and tools, not
 	// antivirus engines, and Detections name the sandboxes.

@@ -92,7 +92,7 @@ or Ctrl-C: work in flight is finished or handed back to the queue.`,
 					if err := pub.Refresh(ctx); err != nil {
 						return err
 					}
-					_, err := e.stdout.Write(cache.Current().Body)
+					_, err := cache.Current().WriteTo(e.stdout)
 					return err
 				})
 			},

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -36,14 +37,17 @@ func (s *Store) GetResult(ctx context.Context, ns, key string) (Result, bool, er
 
 const (
 	lockResultSQL   = `SELECT value FROM results WHERE ns = $1 AND key = $2 {{for_update}}`
-	upsertResultSQL = `INSERT INTO results (ns, key, value, updated_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
+	insertResultSQL = `INSERT INTO results (ns, key, value, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (ns, key) DO NOTHING`
+	updateResultSQL = `UPDATE results SET value = $3, updated_at = $4 WHERE ns = $1 AND key = $2`
 	deleteResultSQL = `DELETE FROM results WHERE ns = $1 AND key = $2`
+	countAddSQL     = `INSERT INTO result_counts (ns, n) VALUES ($1, $2) ON CONFLICT (ns) DO UPDATE SET n = result_counts.n + excluded.n`
+	countResultsSQL = `SELECT n FROM result_counts WHERE ns = $1`
 )
 
 // PutResult stores value under (ns, key) and reports whether it changed:
 // an identical value is left alone, keeping its time, so that re-running
-// the same work does not look like news.
+// the same work does not look like news. A new key adds one to the
+// namespace's count (CountResults), in the same transaction.
 func (s *Store) PutResult(ctx context.Context, ns, key string, value []byte) (bool, error) {
 	if ns == "" || key == "" {
 		return false, errors.New("store: put result: empty namespace or key")
@@ -54,13 +58,23 @@ func (s *Store) PutResult(ctx context.Context, ns, key string, value []byte) (bo
 		err := tx.QueryRowContext(ctx, s.sql(lockResultSQL), ns, key).Scan(&old)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+			res, err := tx.ExecContext(ctx, insertResultSQL, ns, key, string(value), dbTime(s.now()))
+			if err != nil {
+				return err
+			}
+			changed = true
+			if n, _ := res.RowsAffected(); n == 1 {
+				_, err = tx.ExecContext(ctx, countAddSQL, ns, 1)
+				return err
+			}
+			// Another writer inserted it since (PostgreSQL): update it.
 		case err != nil:
 			return err
 		case old == string(value):
 			return nil
 		}
 		changed = true
-		_, err = tx.ExecContext(ctx, upsertResultSQL, ns, key, string(value), dbTime(s.now()))
+		_, err = tx.ExecContext(ctx, updateResultSQL, ns, key, string(value), dbTime(s.now()))
 		return err
 	})
 	if err != nil {
@@ -72,34 +86,70 @@ func (s *Store) PutResult(ctx context.Context, ns, key string, value []byte) (bo
 // DeleteResult removes the result under (ns, key), reporting whether
 // there was one.
 func (s *Store) DeleteResult(ctx context.Context, ns, key string) (bool, error) {
-	res, err := s.exec(ctx, deleteResultSQL, ns, key)
+	deleted := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, deleteResultSQL, ns, key)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			deleted = true
+			_, err = tx.ExecContext(ctx, countAddSQL, ns, -n)
+		}
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("store: delete result %s/%s: %w", ns, key, err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	return deleted, nil
+}
+
+// CountResults returns how many results ns holds, from the count kept
+// with them: one row read, whatever the number of results.
+func (s *Store) CountResults(ctx context.Context, ns string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, countResultsSQL, ns).Scan(&n)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("store: count results %s: %w", ns, err)
+	}
+	return n, nil
 }
 
 const (
-	listResultsSQL = `SELECT key, value, updated_at FROM results WHERE ns = $1 ORDER BY key LIMIT $2 OFFSET $3`
-	countResultSQL = `SELECT COUNT(*) FROM results WHERE ns = $1`
+	resultsAfterSQL  = `SELECT key, value, updated_at FROM results WHERE ns = $1 AND key > $2 ORDER BY key LIMIT $3`
+	resultsBeforeSQL = `SELECT key, value, updated_at FROM results WHERE ns = $1 AND key < $2 ORDER BY key DESC LIMIT $3`
+	resultsLastSQL   = `SELECT key, value, updated_at FROM results WHERE ns = $1 ORDER BY key DESC LIMIT $2`
 )
 
-// ListResults returns up to limit results of ns in key order from
-// offset, and how many ns holds in all.
-func (s *Store) ListResults(ctx context.Context, ns string, offset, limit int) ([]Result, int, error) {
-	if offset < 0 || limit < 0 {
-		return nil, 0, errors.New("store: list results: negative offset or limit")
+// ListResultsByKey pages through the results of ns in key order, by key
+// (keyset pagination: the cost of a page is that of its rows, however
+// deep it is). Forward, it returns up to limit results whose key is
+// after from ("" for the first ones); backward (back), up to limit
+// results whose key is before from ("" for the last ones). Either way
+// they come in key order.
+func (s *Store) ListResultsByKey(ctx context.Context, ns, from string, back bool, limit int) ([]Result, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: list results: limit must be positive")
 	}
-	var total int
-	if err := s.db.QueryRowContext(ctx, countResultSQL, ns).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("store: count results %s: %w", ns, err)
+	var (
+		out []Result
+		err error
+	)
+	switch {
+	case !back:
+		out, err = s.queryResults(ctx, resultsAfterSQL, ns, from, limit)
+	case from == "":
+		out, err = s.queryResults(ctx, resultsLastSQL, ns, limit)
+	default:
+		out, err = s.queryResults(ctx, resultsBeforeSQL, ns, from, limit)
 	}
-	out, err := s.queryResults(ctx, listResultsSQL, ns, limit, offset)
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: list results %s: %w", ns, err)
+		return nil, fmt.Errorf("store: list results %s: %w", ns, err)
 	}
-	return out, total, nil
+	if back {
+		slices.Reverse(out)
+	}
+	return out, nil
 }
 
 // queryResults runs a query selecting key, value, updated_at.
