@@ -154,6 +154,8 @@ type Observer struct {
 
 	health  map[string]*sourceHealth
 	metrics http.Handler
+
+	queueMemo memo[store.QueueStats]
 }
 
 type pair struct{ a, b string }
@@ -376,9 +378,11 @@ func (o *Observer) queue(ctx context.Context) (store.QueueStats, bool) {
 	if o.src.Queue == nil {
 		return store.QueueStats{}, false
 	}
-	tctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	q, err := o.src.Queue(tctx)
+	q, err := o.queueMemo.get(func() (store.QueueStats, error) {
+		tctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		return o.src.Queue(tctx)
+	})
 	return q, o.report(ctx, sourceQueue, err)
 }
 
