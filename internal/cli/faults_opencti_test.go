@@ -300,6 +300,18 @@ func (w *octiWorld) waitRegistered(t *testing.T) {
 	})
 }
 
+// open counts the requests whose work is not complete yet.
+func (l *octiLoad) open() int {
+	reqs, _ := l.requests()
+	n := 0
+	for _, r := range reqs {
+		if ws, ok := l.w.platform.Work(r.work); !ok || ws.Status != "complete" {
+			n++
+		}
+	}
+	return n
+}
+
 // octiProgressed waits until n works of the scenario are complete, so
 // that a fault lands on a connector in the middle of its work.
 func (l *octiLoad) progressed(t *testing.T, n int) {
@@ -329,13 +341,14 @@ func (w *octiWorld) environ() []string {
 // enrichment requests keep arriving, restarting it each time.
 func faultOctiSIGKILL(t *testing.T, m faultMode, f *figure) {
 	began := time.Now()
-	kills, perRound := pick(m, 20, 3), pick(m, 12, 9)
+	kills, perRound := pick(m, 20, 6), pick(m, 12, 9)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 11))
 	f.Faults = fmt.Sprintf("%d SIGKILLs at random moments (0.2–1.5 s apart), restarts, requests arriving (seed %d)", kills, seed)
 	w := newOctiWorld(t, fakevt.Config{Seed: 41, UnknownPercent: 10, Latency: 30 * time.Millisecond}, map[string]string{"VTCONNECTOR_CONCURRENCY": "2"})
 	l := newOctiLoad(w)
 	env := w.environ()
+	busy := 0
 	for i := range kills {
 		c := childEnv(t, env, "opencti")
 		if i == 0 {
@@ -344,11 +357,15 @@ func faultOctiSIGKILL(t *testing.T, m faultMode, f *figure) {
 		l.send(t, perRound)
 		// The random moment of the kill: this injects the fault, it asserts nothing.
 		time.Sleep(200*time.Millisecond + time.Duration(rng.Int64N(int64(1300*time.Millisecond))))
+		if l.open() > 0 {
+			busy++
+		}
 		if err := c.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		_ = c.Wait()
 	}
+	t.Logf("%d of %d kills landed with requests unfinished", busy, kills)
 	last := childEnv(t, env, "opencti")
 	b, took := l.settle(t, pick(m, 3*time.Minute, time.Minute))
 	if err := last.Process.Signal(syscall.SIGTERM); err != nil {
