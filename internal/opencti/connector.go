@@ -126,6 +126,8 @@ type Connector struct {
 	pending  *worker.Pool // collects parked analyses
 	messages *worker.Pool // works parked requests
 
+	progressUnread sync.Once // warned that works cannot be read
+
 	deliveriesMu sync.Mutex
 	deliveries   map[string]int // messages handed back to RabbitMQ, by body hash
 }
@@ -775,7 +777,8 @@ var errAlreadyReported = errors.New("the work was already reported")
 // bundles are sent, so that a request processed again after a crash
 // neither leaves its work waiting for bundles announced twice nor reports
 // it twice. A platform that cannot answer (an error other than being
-// unreachable) gets the bundles announced as if sent for the first time.
+// unreachable: refused, unknown to an older platform) gets the bundles
+// announced as if sent for the first time, as pycti does.
 func (c *Connector) workProgress(ctx context.Context, workID string) (WorkProgress, error) {
 	var wp WorkProgress
 	if workID == "" {
@@ -784,8 +787,10 @@ func (c *Connector) workProgress(ctx context.Context, workID string) (WorkProgre
 	err := c.retry(ctx, "reading the work's progress", func() error {
 		var err error
 		wp, err = c.d.Platform.WorkProgress(ctx, workID)
-		if err != nil && !errors.Is(err, ErrPlatformUnavailable) && !errors.Is(err, ErrPlatformAuth) {
-			c.log.Debug("the work's progress cannot be read; its bundles are announced as new", "work", workID, "error", err)
+		if err != nil && !errors.Is(err, ErrPlatformUnavailable) {
+			c.progressUnread.Do(func() {
+				c.log.Warn("the platform does not let the connector read its works: a request processed again after a crash may leave its work in progress", "work", workID, "error", err)
+			})
 			wp = WorkProgress{}
 			return nil
 		}

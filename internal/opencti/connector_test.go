@@ -34,6 +34,7 @@ type fakePlatform struct {
 	entities  map[string]map[string]any // what EntityStix reads
 	works     map[string]WorkProgress   // what WorkProgress reads
 	announced map[string]int            // expectations added, by work
+	readErr   error                     // what WorkProgress fails with
 }
 
 type workEnd struct {
@@ -73,6 +74,9 @@ func (p *fakePlatform) WorkPing(context.Context, string) error { return nil }
 func (p *fakePlatform) WorkProgress(_ context.Context, work string) (WorkProgress, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.readErr != nil {
+		return WorkProgress{}, p.readErr
+	}
 	wp, ok := p.works[work]
 	wp.Found = wp.Found || ok
 	return wp, nil

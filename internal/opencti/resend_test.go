@@ -2,6 +2,7 @@ package opencti
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -94,5 +95,22 @@ func TestRequestReportedBeforeACrashIsNotProcessedAgain(t *testing.T) {
 	it, ok, err := w.st.GetItem(t.Context(), KindMessage, "work:work-crash")
 	if err != nil || !ok || it.State != store.StateDone {
 		t.Errorf("request %+v %v %v: want it done", it, ok, err)
+	}
+}
+
+// TestWorksTheConnectorMayNotReadAreSentAsBefore: a platform that refuses
+// the work query (a user without the right, an older platform) gets the
+// request processed as pycti does.
+func TestWorksTheConnectorMayNotReadAreSentAsBefore(t *testing.T) {
+	w, pub := newResendWorld(t, WorkProgress{})
+	w.p.readErr = fmt.Errorf("opencti: work: %w: %w", ErrPlatformAuth, &GraphQLError{Name: "FORBIDDEN_ACCESS", Message: "no"})
+	if !w.handle(t.Context(), enrichMessage(t, "work-crash", testIP(), "IPv4-Addr")) {
+		t.Fatal("not acknowledged")
+	}
+	if len(pub.bodies) == 0 || w.p.announced["work-crash"] != len(pub.bodies) {
+		t.Errorf("%d bundles sent, %d announced: want every bundle sent and announced", len(pub.bodies), w.p.announced["work-crash"])
+	}
+	if ends := w.p.ended(); len(ends) != 1 || ends[0].inError {
+		t.Errorf("work ends %+v, want one", ends)
 	}
 }
