@@ -345,7 +345,8 @@ func faultOctiSIGKILL(t *testing.T, m faultMode, f *figure) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 11))
 	f.Faults = fmt.Sprintf("%d SIGKILLs at random moments (0.2–1.5 s apart), restarts, requests arriving (seed %d)", kills, seed)
-	w := newOctiWorld(t, fakevt.Config{Seed: 41, UnknownPercent: 10, Latency: 30 * time.Millisecond}, map[string]string{"VTCONNECTOR_CONCURRENCY": "2"})
+	// Slow answers, so that a kill lands in the middle of a round's work.
+	w := newOctiWorld(t, fakevt.Config{Seed: 41, UnknownPercent: 10, Latency: 120 * time.Millisecond}, map[string]string{"VTCONNECTOR_CONCURRENCY": "2"})
 	l := newOctiLoad(w)
 	env := w.environ()
 	busy := 0
