@@ -468,9 +468,15 @@ func lastLines(s string, n int) string {
 // child runs the command line in a new process of the test binary.
 func child(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
+	return childEnv(t, nil, args...)
+}
+
+// childEnv is child with more environment variables (NAME=value).
+func childEnv(t *testing.T, env []string, args ...string) *exec.Cmd {
+	t.Helper()
 	b, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VTC_CLI_CHILD_ARGS="+string(b), "VTC_CLI_CHILD_FAST=1")
+	cmd.Env = append(append(os.Environ(), env...), "VTC_CLI_CHILD_ARGS="+string(b), "VTC_CLI_CHILD_FAST=1")
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &errb, &errb
 	if err := cmd.Start(); err != nil {

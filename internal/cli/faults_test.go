@@ -235,8 +235,9 @@ the real RabbitMQ, the real PostgreSQL), injects its faults, then checks the boo
 the simulated Carbon Black server has exactly one queue item, finished (done, not_found, or failed
 with a reason); the served feed has no duplicate report, holds exactly the stored verdicts that
 detect something, and the stored verdicts are VirusTotal's; Carbon Black carries one feed and its
-tags match; every OpenCTI enrichment work is complete (or in error with a reason) and each entity
-has exactly one note. *Lost* counts items with no real outcome, *duplicated* items or reports
+tags match; every OpenCTI enrichment request (some entities are enriched twice) has its work
+complete and reported once, in error exactly when VirusTotal does not know the entity, otherwise
+the entity carries VirusTotal's score and each of its notes once. *Lost* counts items with no real outcome, *duplicated* items or reports
 present twice, *wrong* outcomes that disagree with the truth; a scenario fails on any of them.
 *Time to recover* runs from the end of the last fault until the books balance. Network faults go
 through internal/fake/netproxy (cut: every connection reset; refused: new connections reset, as

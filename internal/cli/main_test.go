@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 		if os.Getenv("VTC_CLI_CHILD_FAST") != "" {
-			e.cbTune, e.analysisPoll = fastTune, fastPoll
+			e.cbTune, e.octiTune, e.analysisPoll = fastTune, octiFast, fastPoll
 		}
 		stopProfile := childProfile()
 		code := run(ctx, argv, e)

@@ -39,12 +39,21 @@ const relaySchema = "../../../shared/spec/opencti-relay.schema.graphql"
 type octiWorld struct {
 	platform *fakeocti.Platform
 	vt       *fakevt.Server
+	vtCfg    fakevt.Config
 	env      map[string]string
 	id       string
 	dir      string
 }
 
 func newOctiWorld(t testing.TB, vtCfg fakevt.Config, extra map[string]string) *octiWorld {
+	t.Helper()
+	return newOctiWorldWith(t, nil, vtCfg, extra)
+}
+
+// newOctiWorldWith is newOctiWorld with a hook that may change the
+// platform double's configuration first (e.g. the RabbitMQ address it
+// gives connectors at registration, Config.AMQPPublic).
+func newOctiWorldWith(t testing.TB, platformCfg func(*fakeocti.Config), vtCfg fakevt.Config, extra map[string]string) *octiWorld {
 	t.Helper()
 	amqpURL := os.Getenv("VTC_TEST_AMQP_URL")
 	if amqpURL == "" {
@@ -57,15 +66,18 @@ func newOctiWorld(t testing.TB, vtCfg fakevt.Config, extra map[string]string) *o
 	if _, err := os.Stat(relaySchema); err != nil {
 		schema = ""
 	}
-	p, err := fakeocti.New(context.Background(), fakeocti.Config{AMQPURL: amqpURL, Token: "octi-token",
-		Prefix: fmt.Sprintf("t%08x", rand.Uint32()), Schema: schema}, slog.New(slog.DiscardHandler))
+	pcfg := fakeocti.Config{AMQPURL: amqpURL, Token: "octi-token", Prefix: fmt.Sprintf("t%08x", rand.Uint32()), Schema: schema}
+	if platformCfg != nil {
+		platformCfg(&pcfg)
+	}
+	p, err := fakeocti.New(context.Background(), pcfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
 	pts := httptest.NewServer(p)
 	t.Cleanup(pts.Close)
-	w := &octiWorld{platform: p, vt: fakevt.New(vtCfg), dir: t.TempDir()}
+	w := &octiWorld{platform: p, vt: fakevt.New(vtCfg), vtCfg: vtCfg, dir: t.TempDir()}
 	vts := httptest.NewServer(w.vt)
 	t.Cleanup(vts.Close)
 	w.id = fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rand.Uint32(), rand.Uint32()&0xffff, rand.Uint32()&0xfff, rand.Uint32()&0xfff, rand.Uint64()&0xffffffffffff)

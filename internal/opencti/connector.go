@@ -50,6 +50,7 @@ type platform interface {
 	WorkToProcessed(ctx context.Context, workID, message string, inError bool) error
 	WorkAddExpectations(ctx context.Context, workID string, n int) error
 	WorkPing(ctx context.Context, workID string) error
+	WorkProgress(ctx context.Context, workID string) (WorkProgress, error)
 	PushBundle(ctx context.Context, connectorID string, bundle []byte, workID string) error
 	ArtifactFiles(ctx context.Context, id string) ([]ImportFile, error)
 	MarkingDefinition(ctx context.Context, id string) (*stix.Marking, error)
@@ -97,6 +98,13 @@ type Tuning struct {
 	PingEvery, PollEvery, WorkPingEvery, RetryMax time.Duration
 }
 
+// bundlePublisher publishes split bundles on the push queue (*publisher;
+// a fake in unit tests).
+type bundlePublisher interface {
+	publish(ctx context.Context, body []byte) error
+	close()
+}
+
 // Connector is a running OpenCTI enrichment connector.
 type Connector struct {
 	cfg     *config.OpenCTI
@@ -111,12 +119,14 @@ type Connector struct {
 	opts    Options
 
 	pubMu sync.Mutex
-	pub   *publisher
+	pub   bundlePublisher
 
 	brokerTLS *tls.Config // MQ_USE_SSL_CA/CERT/KEY/PASSPHRASE
 
 	pending  *worker.Pool // collects parked analyses
 	messages *worker.Pool // works parked requests
+
+	progressUnread sync.Once // warned that works cannot be read
 
 	deliveriesMu sync.Mutex
 	deliveries   map[string]int // messages handed back to RabbitMQ, by body hash
@@ -398,6 +408,9 @@ type message struct {
 
 	// received is when the message arrived (not on the wire).
 	received time.Time
+	// progress is what the platform knew of the work when its processing
+	// began (not on the wire).
+	progress WorkProgress
 }
 
 // playbookStep is internal.playbook of a playbook step's message.
@@ -465,6 +478,19 @@ func (c *Connector) keepWorkAlive(ctx context.Context, workID string) func() {
 // parked analysis produced (no lookup nor new submission then).
 func (c *Connector) process(ctx context.Context, m *message, raw []byte, collected *engine.Result) (string, error) {
 	workID := m.workID()
+	if workID != "" && c.cfg.SendToQueue {
+		// Read first: toReceived would put a completed work back in
+		// progress.
+		wp, err := c.workProgress(ctx, workID)
+		if err != nil {
+			return "", err
+		}
+		if wp.Reported {
+			c.log.Info("the work was already reported by a run that stopped before it could record it; not processed again", "work", workID, "entity", m.Event.EntityID)
+			return "", errAlreadyReported
+		}
+		m.progress = wp
+	}
 	if workID != "" && collected == nil {
 		if err := c.retry(ctx, "acknowledging the work", func() error {
 			return c.received(ctx, workID, "Connector ready to process the operation")
@@ -686,6 +712,7 @@ func (c *Connector) send(ctx context.Context, objects []json.RawMessage, m *mess
 		c.log.Info("bundle not sent (CONNECTOR_SEND_TO_QUEUE=false)", "entity", m.Event.EntityID, "objects", len(objects))
 		return fmt.Sprintf("%d object(s) not sent: CONNECTOR_SEND_TO_QUEUE=false", len(objects)), nil
 	}
+	wp := m.progress
 	if c.cfg.QueueProtocol == "api" {
 		b, err := json.Marshal(map[string]any{"type": "bundle", "id": bundleID, "spec_version": "2.1", "objects": objects})
 		if err != nil {
@@ -702,9 +729,24 @@ func (c *Connector) send(ctx context.Context, objects []json.RawMessage, m *mess
 	if err != nil {
 		return "", err
 	}
-	if workID != "" {
+	// A request sent before, by a connector that stopped before it could
+	// record it, already announced bundles: announcing them again would
+	// leave the work waiting for ever for bundles nobody sends. Only the
+	// difference is announced; when everything announced was imported,
+	// nothing is sent again.
+	announce := len(parts)
+	if wp.Expected > 0 {
+		if wp.Processed >= wp.Expected {
+			c.log.Info("the work's bundles were all sent and imported before the connector stopped; only its end is reported", "work", workID, "bundles", wp.Expected)
+			return fmt.Sprintf("Sent %d stix bundle(s) for worker import", wp.Expected), nil
+		}
+		announce = max(len(parts)-wp.Expected, 0)
+		c.log.Info("the work was partly sent before the connector stopped; sending it again, announcing only the bundles not announced yet",
+			"work", workID, "announced", wp.Expected, "imported", wp.Processed, "bundles", len(parts))
+	}
+	if workID != "" && announce > 0 {
 		if err := c.retry(ctx, "announcing expectations", func() error {
-			return c.d.Platform.WorkAddExpectations(ctx, workID, len(parts))
+			return c.d.Platform.WorkAddExpectations(ctx, workID, announce)
 		}); err != nil {
 			return "", err
 		}
@@ -725,6 +767,36 @@ func (c *Connector) send(ctx context.Context, objects []json.RawMessage, m *mess
 		}
 	}
 	return fmt.Sprintf("Sent %d stix bundle(s) for worker import", len(parts)), nil
+}
+
+// errAlreadyReported: the request's work was reported by an earlier run
+// that stopped before it could record it; nothing more is sent.
+var errAlreadyReported = errors.New("the work was already reported")
+
+// workProgress reads what the platform knows of a work before its
+// bundles are sent, so that a request processed again after a crash
+// neither leaves its work waiting for bundles announced twice nor reports
+// it twice. A platform that cannot answer (an error other than being
+// unreachable: refused, unknown to an older platform) gets the bundles
+// announced as if sent for the first time, as pycti does.
+func (c *Connector) workProgress(ctx context.Context, workID string) (WorkProgress, error) {
+	var wp WorkProgress
+	if workID == "" {
+		return wp, nil
+	}
+	err := c.retry(ctx, "reading the work's progress", func() error {
+		var err error
+		wp, err = c.d.Platform.WorkProgress(ctx, workID)
+		if err != nil && !errors.Is(err, ErrPlatformUnavailable) {
+			c.progressUnread.Do(func() {
+				c.log.Warn("the platform does not let the connector read its works: a request processed again after a crash may leave its work in progress", "work", workID, "error", err)
+			})
+			wp = WorkProgress{}
+			return nil
+		}
+		return err
+	})
+	return wp, err
 }
 
 // pendingPayload is a KindPending item: the original message and the
@@ -863,6 +935,9 @@ func (c *Connector) collect(ctx context.Context, it store.Item) store.Outcome {
 	result, perr := c.process(ctx, &m, p.Message, &col.Result)
 	if ctx.Err() != nil {
 		return store.HandBack()
+	}
+	if errors.Is(perr, errAlreadyReported) {
+		return store.Done(nil)
 	}
 	if err := c.finish(ctx, &m, result, perr); err != nil {
 		return worker.Outcome(ctx, err)

@@ -32,6 +32,9 @@ type fakePlatform struct {
 	markings  map[string]stix.Marking
 	steps     []PlaybookStep
 	entities  map[string]map[string]any // what EntityStix reads
+	works     map[string]WorkProgress   // what WorkProgress reads
+	announced map[string]int            // expectations added, by work
+	readErr   error                     // what WorkProgress fails with
 }
 
 type workEnd struct {
@@ -58,8 +61,26 @@ func (p *fakePlatform) WorkToProcessed(_ context.Context, work, msg string, inEr
 	p.processed = append(p.processed, workEnd{work, msg, inError})
 	return nil
 }
-func (p *fakePlatform) WorkAddExpectations(context.Context, string, int) error { return nil }
-func (p *fakePlatform) WorkPing(context.Context, string) error                 { return nil }
+func (p *fakePlatform) WorkAddExpectations(_ context.Context, work string, n int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.announced == nil {
+		p.announced = map[string]int{}
+	}
+	p.announced[work] += n
+	return nil
+}
+func (p *fakePlatform) WorkPing(context.Context, string) error { return nil }
+func (p *fakePlatform) WorkProgress(_ context.Context, work string) (WorkProgress, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.readErr != nil {
+		return WorkProgress{}, p.readErr
+	}
+	wp, ok := p.works[work]
+	wp.Found = wp.Found || ok
+	return wp, nil
+}
 func (p *fakePlatform) PushBundle(_ context.Context, _ string, bundle []byte, _ string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -178,6 +178,9 @@ func (c *Connector) work(ctx context.Context, it store.Item) (out store.Outcome)
 		outcome = "deferred"
 		return store.Done(nil)
 	}
+	if errors.Is(err, errAlreadyReported) {
+		return store.Done(nil)
+	}
 	if err != nil {
 		if o, wait := c.parkAgain(err, it.Attempts); wait != "" {
 			outcome = "deferred"

@@ -59,6 +59,10 @@ const (
 
 	workPingMutation = `mutation PingWork($id: ID!) { workEdit(id: $id) { ping } }`
 
+	workProgressQuery = `query WorkProgress($id: ID!) {
+  work(id: $id) { id status processed_time tracking { import_expected_number import_processed_number } }
+}`
+
 	bundlePushMutation = `mutation StixBundlePush($connectorId: String!, $bundle: String!, $work_id: String) {
   stixBundlePush(connectorId: $connectorId, bundle: $bundle, work_id: $work_id)
 }`
@@ -87,7 +91,7 @@ const entityStixQuery = `query StixCoreObjectToStix($id: String!) {
 var Documents = map[string]string{
 	"about": aboutQuery, "register": registerMutation, "ping": pingMutation, "pingLegacy": pingMutationLegacy,
 	"toReceived": workToReceivedMutation, "toProcessed": workToProcessedMutation,
-	"addExpectations": workAddExpectationsMutation, "workPing": workPingMutation,
+	"addExpectations": workAddExpectationsMutation, "workPing": workPingMutation, "workProgress": workProgressQuery,
 	"bundlePush": bundlePushMutation, "artifactFiles": artifactFilesQuery,
 	"markingDefinition": markingDefinitionQuery, "playbookStepExecution": playbookStepExecutionMutation,
 	"entityStix": entityStixQuery,
@@ -388,6 +392,49 @@ func (p *Platform) WorkAddExpectations(ctx context.Context, workID string, n int
 // WorkPing keeps a long work alive.
 func (p *Platform) WorkPing(ctx context.Context, workID string) error {
 	return p.do(ctx, "workEdit.ping", workPingMutation, map[string]any{"id": workID}, nil)
+}
+
+// WorkProgress is what the platform knows of a work: whether the
+// connector already reported its outcome (toProcessed sets
+// processed_time) and how many bundles were announced and imported.
+type WorkProgress struct {
+	// Found is false when the platform has no such work (deleted).
+	Found     bool
+	Status    string
+	Reported  bool
+	Expected  int
+	Processed int
+}
+
+// WorkProgress reads a work's status and expectations (work(id)).
+func (p *Platform) WorkProgress(ctx context.Context, workID string) (WorkProgress, error) {
+	var out struct {
+		Work *struct {
+			Status        string  `json:"status"`
+			ProcessedTime *string `json:"processed_time"`
+			Tracking      *struct {
+				Expected  *int `json:"import_expected_number"`
+				Processed *int `json:"import_processed_number"`
+			} `json:"tracking"`
+		} `json:"work"`
+	}
+	if err := p.do(ctx, "work", workProgressQuery, map[string]any{"id": workID}, &out); err != nil {
+		return WorkProgress{}, err
+	}
+	w := out.Work
+	if w == nil {
+		return WorkProgress{}, nil
+	}
+	wp := WorkProgress{Found: true, Status: w.Status, Reported: w.ProcessedTime != nil && *w.ProcessedTime != ""}
+	if t := w.Tracking; t != nil {
+		if t.Expected != nil {
+			wp.Expected = *t.Expected
+		}
+		if t.Processed != nil {
+			wp.Processed = *t.Processed
+		}
+	}
+	return wp, nil
 }
 
 // PushBundle sends a whole bundle through the API (CONNECTOR_QUEUE_PROTOCOL=api).
