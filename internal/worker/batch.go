@@ -45,6 +45,7 @@ func (p *Pool) runBatched(ctx context.Context, q BatchQueue) {
 	var keeper sync.WaitGroup
 	keeper.Go(func() { p.keepLeases(kctx, q, owner, h) })
 
+	unsure := false
 	for ctx.Err() == nil {
 		select { // one free slot, then every other one, up to Batch
 		case <-free:
@@ -72,6 +73,14 @@ func (p *Pool) runBatched(ctx context.Context, q BatchQueue) {
 				break more
 			}
 		}
+		if unsure && !p.releaseLost(ctx, q, owner, h.list()) {
+			for range n {
+				free <- struct{}{}
+			}
+			_ = retry.Sleep(ctx, p.cfg.Idle)
+			continue
+		}
+		unsure = false
 		items, err := q.Claim(ctx, owner, p.cfg.Kinds, n, p.cfg.Lease)
 		for range n - len(items) {
 			free <- struct{}{}
@@ -80,6 +89,7 @@ func (p *Pool) runBatched(ctx context.Context, q BatchQueue) {
 			if ctx.Err() == nil {
 				p.log.Error("claiming work failed", "worker", owner, "error", err)
 			}
+			unsure = true // it may have leased items all the same
 			_ = retry.Sleep(ctx, p.cfg.Idle)
 			continue
 		}

@@ -128,12 +128,19 @@ func (p *Pool) Run(ctx context.Context) error {
 }
 
 func (p *Pool) loop(ctx context.Context, owner string) {
+	unsure := false // a claim failed: it may have leased items all the same
 	for ctx.Err() == nil {
+		if unsure && !p.releaseLost(ctx, p.q, owner, nil) {
+			_ = retry.Sleep(ctx, p.cfg.Idle)
+			continue
+		}
+		unsure = false
 		items, err := p.q.Claim(ctx, owner, p.cfg.Kinds, 1, p.cfg.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Error("claiming work failed", "worker", owner, "error", err)
 			}
+			unsure = true
 			_ = retry.Sleep(ctx, p.cfg.Idle)
 			continue
 		}
@@ -149,6 +156,35 @@ func (p *Pool) loop(ctx context.Context, owner string) {
 		}
 		p.Work(ctx, owner, items[0])
 	}
+}
+
+// ownerReleaser is the part of the store that hands back what a claim
+// leased when its answer was lost (store.ReleaseOwned).
+type ownerReleaser interface {
+	ReleaseOwned(ctx context.Context, owner string, keep []int64) (int64, error)
+}
+
+// releaseLost hands back the items leased to owner but unknown to it,
+// those of a claim whose answer never came back (the connection cut after
+// the commit): without it they would wait for their lease to expire. keep
+// lists what owner still works. It reports whether claiming may go on: a
+// store that cannot release is trusted to the lease expiry.
+func (p *Pool) releaseLost(ctx context.Context, q any, owner string, keep []int64) bool {
+	r, ok := q.(ownerReleaser)
+	if !ok {
+		return true
+	}
+	n, err := r.ReleaseOwned(ctx, owner, keep)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("handing back the leases of a failed claim failed; trying again before the next claim", "worker", owner, "error", err)
+		}
+		return false
+	}
+	if n > 0 {
+		p.log.Info("handed back items leased by a claim whose answer was lost", "worker", owner, "items", n)
+	}
+	return true
 }
 
 func (p *Pool) idle(ctx context.Context) {
