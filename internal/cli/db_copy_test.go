@@ -20,7 +20,7 @@ import (
 // pgSchemaDSN creates a PostgreSQL schema of the test's own, dropped at the
 // end, and returns a DSN whose search_path points at it, with password
 // (the test server trusts local connections and ignores it).
-func pgSchemaDSN(t *testing.T, password string) string {
+func pgSchemaDSN(t testing.TB, password string) string {
 	t.Helper()
 	base := os.Getenv("VTC_TEST_POSTGRES_DSN")
 	if base == "" {
