@@ -455,6 +455,48 @@ than the CPU they take (see the load average).`,
 			},
 		},
 		{
+			ID: "scale-out", Area: "Carbon Black connector", Title: "Several instances on one PostgreSQL",
+			Pkg: "./internal/cli/", Pattern: "BenchmarkScaleOut", Benchtime: "1x",
+			Needs:    []string{"VTC_TEST_POSTGRES_DSN"},
+			Services: []string{"postgres"},
+			Intro: `Separate ` + "`vtconnector carbonblack`" + ` processes (the test binary run as children) on one PostgreSQL
+schema, in front of one Carbon Black simulator holding 3,000 binaries and one VirusTotal simulator
+answering every request after 50 ms, in the benchmark's process. Each instance has
+` + "`virustotal_quick_scan_threads=4`" + ` and production timings (` + "`sleep_between_batches=1`" + `). **instances=N**:
+no quota; the rate is binaries finished per second from the first VirusTotal request to the last
+verdict, and the steady rate the same between 10 % and 90 % of the binaries (an instance whose
+collector found the work already queued joins at its next idle poll, within 5 s).
+**quota**: two connectors and two ` + "`vtconnector lookup --db`" + ` runs (1,000 hashes each, same key) share a
+budget of 120 requests per minute for 75 s; the simulator enforces the same budget (a request over
+it would be answered 429). ` + "`max_per_min`" + ` is the most requests the simulator received in any 60 s
+window.`,
+			Notes: `The shared budget holds across processes: every request first takes a slot in the database's quota
+ledger, and a slot stays busy until a minute after its answer, so the combined rate is at most the
+budget in any minute, and none is refused. Throughput does not grow in proportion to the instances:
+every request books the day's and month's counters of the key in the ledger (rows every instance
+updates, locked until the booking commits), and each process asks the ledger for one grant at a
+time, so the ledger's round trips bound the rate, more so on a loaded machine. A VirusTotal key's
+budget (a premium key's is counted in thousands per minute) is far below that bound; several
+instances are for availability and for sharing one key, not for speed.`,
+			Layout: compact,
+			Rows: map[string]string{
+				"BenchmarkScaleOut/instances=1": "1 instance, no quota",
+				"BenchmarkScaleOut/instances=2": "2 instances, no quota",
+				"BenchmarkScaleOut/instances=4": "4 instances, no quota",
+				"BenchmarkScaleOut/quota":       "2 connectors + 2 lookups, 120/min budget",
+			},
+			Metrics: []metric{
+				{Unit: "binaries/s", Label: "binaries/s"},
+				{Unit: "steady_binaries/s", Label: "steady binaries/s (10–90 %)"},
+				{Unit: "requests/binary", Label: "VirusTotal requests per binary"},
+				{Unit: "budget_per_min", Label: "budget per minute"},
+				{Unit: "max_per_min", Label: "most requests in any minute", Target: "≤ budget"},
+				{Unit: "requests", Label: "requests"},
+				{Unit: "span_s", Label: "span (s)"},
+				{Unit: "429s", Label: "429 answers", Target: "0"},
+			},
+		},
+		{
 			ID: "opencti-throughput", Area: "OpenCTI connector", Title: "Enrichments per second through RabbitMQ",
 			Pkg: "./internal/cli/", Pattern: "BenchmarkOpenCTIThroughput", Benchtime: "1x", Flags: []string{"-count", "2"},
 			Needs:    []string{"VTC_TEST_AMQP_URL"},
