@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Item states. An item is open while queued, pending, retry or leased, and
@@ -273,75 +271,51 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 }
 
 // claimPostgres runs the claim in one round trip: BEGIN, SET LOCAL, the
-// claim and COMMIT sent together as one pgx batch (pipelined; the
-// statements run one after the other, each only if the one before
-// succeeded). The claim must walk work_items_open_kind in order and stop
-// at the first ready items; with statistics that lag behind a backlog (a
-// burst of enqueues), PostgreSQL may prefer to fetch every open item of
-// the kind and sort them: SET LOCAL forbids the sort for this transaction
-// only.
+// claim and COMMIT sent together as one pipelined batch. The claim must
+// walk work_items_open_kind in order and stop at the first ready items;
+// with statistics that lag behind a backlog (a burst of enqueues),
+// PostgreSQL may prefer to fetch every open item of the kind and sort
+// them: SET LOCAL forbids the sort for this transaction only.
 func (s *Store) claimPostgres(ctx context.Context, query string, args []any) ([]Item, error) {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
 	var items []Item
-	err = conn.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("unexpected PostgreSQL driver connection %T", dc)
-		}
-		pc := sc.Conn()
+	err := s.pipeline(ctx, func(pc *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue("SET LOCAL enable_sort = off")
 		b.Queue(query, args...)
 		b.Queue("COMMIT")
-		err := func() error {
-			br := pc.SendBatch(ctx, b)
-			defer br.Close()
-			for range 2 {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
-			}
-			rows, err := br.Query()
-			if err != nil {
+		br := pc.SendBatch(ctx, b)
+		defer br.Close()
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
 				return err
-			}
-			for rows.Next() {
-				it, err := scanItem(rows)
-				if err != nil {
-					rows.Close()
-					return err
-				}
-				items = append(items, it)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			_, err = br.Exec()
-			if err != nil {
-				return err
-			}
-			return br.Close()
-		}()
-		if err != nil {
-			items = nil
-			// A failure left the transaction open (or aborted): end
-			// it, so that the connection can go back to the pool (the
-			// driver would otherwise discard it and dial a new one).
-			if pc.PgConn().TxStatus() != 'I' {
-				if _, rbErr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
-					return errors.Join(err, driver.ErrBadConn)
-				}
 			}
 		}
-		return err
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			it, err := scanItem(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			items = append(items, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.Close()
 	})
-	return items, err
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const extendLeaseSQL = `UPDATE work_items SET lease_until = $3, updated_at = $4
