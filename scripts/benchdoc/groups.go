@@ -362,8 +362,8 @@ Carbon Black quick-scan pool uses batch 16; in real use each item waits for Viru
 queue is far from being the bound. On PostgreSQL a claim is one round trip (BEGIN, SET LOCAL, the
 claim and COMMIT pipelined as one pgx batch) and a batch of outcomes one statement without BEGIN
 and COMMIT; they were four and three round trips. The benchmark's own process then uses about a
-tenth of a core: the server's work (each claim and outcome moves the rows in three indexes, each
-commit waits for the WAL flush) and the machine's other jobs set the rate. Five interleaved runs of
+tenth of a core: the server's work (a state change is not a HOT update: each claim and outcome adds
+entries to the table's indexes; each commit waits for the WAL flush) and the machine's other jobs set the rate. Five interleaved runs of
 batch 64 before and after that change, at load average 7–9, did not separate beyond the noise
 (3,789–6,578 items/s before, 3,065–6,340 after).`,
 			Rows: map[string]string{
