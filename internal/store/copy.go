@@ -91,7 +91,7 @@ type LiveLeasesError struct {
 }
 
 func (e *LiveLeasesError) Error() string {
-	return fmt.Sprintf("%d work items are leased by a running worker (leases expire by %s): stop every instance using the source and wait for the leases to expire, or release them in the copy", e.Items, e.Until.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("%d work items are leased by a running (or killed) instance, until %s at the latest: stop the instances using the source (a stopping instance hands its items back) or wait until then", e.Items, e.Until.UTC().Format(time.RFC3339))
 }
 
 // ErrTargetNotEmpty is returned by Copy when the target holds data and
