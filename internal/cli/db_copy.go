@@ -75,7 +75,7 @@ func newDBCopyCmd(e *env) *cobra.Command {
 				return fmt.Errorf("target: %w", redact.Error(err, secrets...))
 			}
 			defer dst.Close()
-			var last time.Time
+			last := time.Now() // the first progress line after 5 s
 			progress := func(table string, rows int64, done bool) {
 				if !done && time.Since(last) < 5*time.Second {
 					return

@@ -83,7 +83,7 @@ func TestDBCopySQLiteToPostgresAndBack(t *testing.T) {
 
 	r := runCLI(t, sim, "", nil, "db", "copy", "--from", src, "--to", pg, "--batch-rows", "3")
 	noSecret("copy to PostgreSQL", r)
-	if r.code != 0 || !strings.Contains(r.stdout, "counts agree") || !strings.Contains(r.stdout, "vt_objects") {
+	if r.code != 0 || !strings.Contains(r.stdout, "counts agree") || !strings.Contains(r.stdout, "vt_objects") || strings.Contains(r.stderr, "so far") {
 		t.Fatalf("copy to PostgreSQL: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// Copying again into the now non-empty target is refused...
