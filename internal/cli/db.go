@@ -150,6 +150,6 @@ an SQLite file (a path or sqlite://PATH) or a PostgreSQL URL (postgres://...).`,
 		},
 	}
 	purge.Flags().DurationVar(&olderThan, "older-than", 0, "only objects fetched longer ago than this (e.g. 720h)")
-	cmd.AddCommand(migrate, stats, requeue, purge)
+	cmd.AddCommand(migrate, stats, requeue, purge, newDBCopyCmd(e))
 	return cmd
 }

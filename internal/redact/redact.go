@@ -9,6 +9,7 @@
 package redact
 
 import (
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -39,6 +40,33 @@ func DSN(s string) string {
 		s = scheme + "://" + after
 	}
 	return keywordSecret.ReplaceAllString(s, "${1}${2}"+Mark)
+}
+
+// Passwords returns the passwords a DSN or URL holds, as written and
+// unescaped, for Secrets: a driver's error may quote one without the
+// rest of the DSN.
+func Passwords(dsn string) []string {
+	var out []string
+	add := func(p string) {
+		if p == "" {
+			return
+		}
+		out = append(out, p)
+		if u, err := url.QueryUnescape(p); err == nil && u != p {
+			out = append(out, u)
+		}
+	}
+	if _, after, ok := strings.Cut(dsn, "://"); ok {
+		if at := strings.LastIndexByte(after, '@'); at >= 0 {
+			if _, pass, ok := strings.Cut(after[:at], ":"); ok {
+				add(pass)
+			}
+		}
+	}
+	for _, m := range keywordSecret.FindAllStringSubmatch(dsn, -1) {
+		add(strings.Trim(m[3], "'"))
+	}
+	return out
 }
 
 // Secrets removes each non-empty secret from s, e.g. from an error

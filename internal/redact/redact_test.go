@@ -30,6 +30,24 @@ func TestDSNHidesPasswords(t *testing.T) {
 	}
 }
 
+func TestPasswordsFindsEveryForm(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"postgres://vtc:s3cret@db/vtc", []string{"s3cret"}},
+		{"postgres://vtc:p%40ss@db/vtc", []string{"p%40ss", "p@ss"}},
+		{"postgres://db/vtc?user=vtc&password=hunter22", []string{"hunter22"}},
+		{"host=db password='with space'", []string{"with space"}},
+		{"/var/lib/vtconnector/cb.db", nil},
+		{"postgres://vtc@db/vtc", nil},
+	} {
+		if got := Passwords(tc.in); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Passwords(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestErrorKeepsTheChain(t *testing.T) {
 	base := fmt.Errorf("dial amqp://u:topsecret@host:5672/: %w", fs.ErrNotExist)
 	err := Error(base, "k3y-value")

@@ -16,6 +16,10 @@
 // so that instances starting together do not race, and recorded in
 // schema_migrations. A database newer than the binary is refused.
 //
+// Copy moves a whole store between databases of either dialect (SQLite to
+// PostgreSQL when one instance becomes several, and back): one snapshot
+// read, batched inserts in one target transaction, counts checked.
+//
 // Work is never lost on a crash: an item leaves the queue only through
 // Complete, in one transaction; a claimed item whose worker died comes
 // back when its lease expires. Processing is therefore at-least-once,

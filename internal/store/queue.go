@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Item states. An item is open while queued, pending, retry or leased, and
@@ -244,20 +246,7 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 	}
 	var err error
 	if s.dialect == DialectPostgres {
-		// The claim must walk work_items_open_kind in order and stop at
-		// the first ready items. With statistics that lag behind a
-		// backlog (a burst of enqueues), PostgreSQL may prefer to fetch
-		// every open item of the kind and sort them: forbid the sort.
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_sort = off"); err != nil {
-				return err
-			}
-			rows, err := tx.QueryContext(ctx, s.sql(query), args...)
-			if err != nil {
-				return err
-			}
-			return scan(rows)
-		})
+		items, err = s.claimPostgres(ctx, s.sql(query), args)
 	} else {
 		err = func() error {
 			unlock, err := s.lockWrites(ctx)
@@ -278,6 +267,54 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 	slices.SortFunc(items, func(a, b Item) int {
 		return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(a.ID, b.ID))
 	})
+	return items, nil
+}
+
+// claimPostgres runs the claim in one round trip: BEGIN, SET LOCAL, the
+// claim and COMMIT sent together as one pipelined batch. The claim must
+// walk work_items_open_kind in order and stop at the first ready items;
+// with statistics that lag behind a backlog (a burst of enqueues),
+// PostgreSQL may prefer to fetch every open item of the kind and sort
+// them: SET LOCAL forbids the sort for this transaction only.
+func (s *Store) claimPostgres(ctx context.Context, query string, args []any) ([]Item, error) {
+	var items []Item
+	err := s.pipeline(ctx, func(pc *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL enable_sort = off")
+		b.Queue(query, args...)
+		b.Queue("COMMIT")
+		br := pc.SendBatch(ctx, b)
+		defer br.Close()
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			it, err := scanItem(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			items = append(items, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
 	return items, nil
 }
 
@@ -420,6 +457,23 @@ func (s *Store) complete(ctx context.Context, id int64, owner string, o Outcome,
 		return fmt.Errorf("store: complete item %d: invalid outcome (use Done, NotFound, …)", id)
 	}
 	now := s.now()
+	if s.dialect == DialectPostgres && also == nil && o.kind != outcomeTransient && o.kind != outcomeAuth {
+		// One statement, a transaction of its own: no BEGIN and COMMIT
+		// round trips.
+		c := Completion{id, owner, o}
+		state, next, inc, payload, result, msg := s.outcomeColumns(now, c)
+		res, err := s.db.ExecContext(ctx, completeSQL, id, state, inc, dbTime(next), payload, result, msg, dbTime(now), owner)
+		if err == nil {
+			var n int64
+			if n, err = res.RowsAffected(); err == nil && n == 0 {
+				err = ErrLeaseLost
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("store: complete item %d as %s: %w", id, o, err)
+		}
+		return nil
+	}
 	paused := false // by this outcome
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -472,6 +526,15 @@ func (s *Store) CompleteMany(ctx context.Context, cs []Completion) (errs []error
 		}
 	}
 	slices.SortFunc(single, func(a, b int) int { return cmp.Compare(cs[a].ID, cs[b].ID) })
+	if s.dialect == DialectPostgres && len(single) == 0 && len(bulk) <= maxBulkComplete {
+		// One statement is a transaction of its own: no BEGIN and
+		// COMMIT round trips.
+		errs = make([]error, len(cs))
+		if err := s.completeBulk(ctx, s.db, now, cs, bulk, errs); err != nil {
+			return nil, fmt.Errorf("store: complete %d items: %w", len(cs), err)
+		}
+		return errs, nil
+	}
 	var pausedBy []Completion
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		errs, pausedBy = make([]error, len(cs)), nil
@@ -523,9 +586,14 @@ FROM v
 WHERE work_items.id IN ({{ids}}) AND work_items.id = v.id AND work_items.lease_owner = v.owner
 RETURNING work_items.id`
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // completeBulk records the outcomes cs[idx] (none transient or auth) in
 // one statement; errs gets ErrLeaseLost for those it could not record.
-func (s *Store) completeBulk(ctx context.Context, tx *sql.Tx, now time.Time, cs []Completion, idx []int, errs []error) error {
+func (s *Store) completeBulk(ctx context.Context, tx querier, now time.Time, cs []Completion, idx []int, errs []error) error {
 	args := []any{dbTime(now)}
 	rows, ids := make([]string, len(idx)), make([]string, len(idx))
 	for k, i := range idx {

@@ -659,3 +659,35 @@ func TestReleaseLeases(t *testing.T) {
 		}
 	})
 }
+
+// A claim that fails inside its transaction (PostgreSQL sends it as one
+// batch with BEGIN and COMMIT) leaves the connection clean for the next
+// claim: with one connection, a transaction left open would hold the
+// failed claim's state or refuse every later statement.
+func TestClaimAfterAFailedClaim(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		s := openStore(t, dsn, WithMaxConns(1))
+		if _, err := s.Enqueue(ctx, NewItem{Kind: "k", Key: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if s.Dialect() == DialectPostgres {
+			// PostgreSQL text cannot hold a NUL byte: the claim
+			// statement itself fails, after BEGIN.
+			if _, err := s.Claim(ctx, "bad\x00owner", []string{"k"}, 1, time.Minute); err == nil {
+				t.Fatal("a claim with a NUL byte in its owner succeeded on PostgreSQL")
+			}
+		}
+		items, err := s.Claim(ctx, "w1", []string{"k"}, 1, time.Minute)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("claim after a failed one: %d items, %v; want 1", len(items), err)
+		}
+		if err := s.Complete(ctx, items[0].ID, "w1", Done(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Complete(ctx, items[0].ID, "w1", Done(nil)); !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("second Complete: %v; want ErrLeaseLost", err)
+		}
+	})
+}

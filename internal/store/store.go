@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // also registers the database/sql driver "pgx"
+	_ "modernc.org/sqlite"           // database/sql driver "sqlite"
 
 	"github.com/vtconnector/vtconnector/internal/redact"
 	"github.com/vtconnector/vtconnector/internal/retry"
@@ -327,6 +329,35 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// pipeline runs fn on one PostgreSQL connection of the pool through pgx
+// itself, for statements sent together as one batch (one round trip
+// instead of one per statement). A transaction fn leaves open, because a
+// statement failed or fn decided so, is rolled back before the connection
+// goes back to the pool.
+func (s *Store) pipeline(ctx context.Context, fn func(pc *pgx.Conn) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected PostgreSQL driver connection %T", dc)
+		}
+		pc := sc.Conn()
+		err := fn(pc)
+		if pc.PgConn().TxStatus() != 'I' {
+			// Otherwise the driver would discard the connection and
+			// dial a new one.
+			if _, rbErr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+				return errors.Join(err, rbErr, driver.ErrBadConn)
+			}
+		}
+		return err
+	})
 }
 
 // sql applies the per-dialect parts of a query: {{for_update}} and
