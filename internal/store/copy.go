@@ -49,6 +49,7 @@ var copyTables = []copyTable{
 	{"quota_slots", []column{{"key_id", colText}, {"slot", colInt}, {"busy_until", colInt}, {"ticket", colInt}}, "key_id, slot"},
 	{"quota_counters", []column{{"key_id", colText}, {"period", colText}, {"start", colInt}, {"used", colInt}}, "key_id, period"},
 	{"results", []column{{"ns", colText}, {"key", colText}, {"value", colText}, {"updated_at", colInt}}, "ns, key"},
+	{"result_counts", []column{{"ns", colText}, {"n", colInt}}, "ns"},
 }
 
 // CopyOptions tune Copy.
