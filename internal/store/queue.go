@@ -242,36 +242,23 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 		}
 		return rows.Err()
 	}
-	var err error
-	if s.dialect == DialectPostgres {
-		// The claim must walk work_items_open_kind in order and stop at
-		// the first ready items. With statistics that lag behind a
-		// backlog (a burst of enqueues), PostgreSQL may prefer to fetch
-		// every open item of the kind and sort them: forbid the sort.
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.dialect == DialectPostgres {
+			// The claim must walk work_items_open_kind in order and stop
+			// at the first ready items. With statistics that lag behind
+			// a backlog (a burst of enqueues), PostgreSQL may prefer to
+			// fetch every open item of the kind and sort them: forbid
+			// the sort.
 			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_sort = off"); err != nil {
 				return err
 			}
-			rows, err := tx.QueryContext(ctx, s.sql(query), args...)
-			if err != nil {
-				return err
-			}
-			return scan(rows)
-		})
-	} else {
-		err = func() error {
-			unlock, err := s.lockWrites(ctx)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			rows, err := s.db.QueryContext(ctx, s.sql(query), args...)
-			if err != nil {
-				return err
-			}
-			return scan(rows)
-		}()
-	}
+		}
+		rows, err := tx.QueryContext(ctx, s.sql(query), args...)
+		if err != nil {
+			return err
+		}
+		return scan(rows)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: claim work: %w", err)
 	}
