@@ -164,7 +164,7 @@ func benchPipeline(b *testing.B, n int) {
 	cb := fakecb.New(fakecb.Config{Token: "cb-token", Seed: 5})
 	began := time.Now()
 	cb.AddSyntheticBinaries(n, began.Add(-time.Duration(n)*time.Minute), time.Minute)
-	b.Logf("%d binaries added to the Carbon Black simulator in %s", n, time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "cb-pipeline n=%d: binaries added to the Carbon Black simulator in %s\n", n, time.Since(began).Round(time.Millisecond))
 	cbts := httptest.NewServer(cb)
 	defer cbts.Close()
 
@@ -270,8 +270,12 @@ virustotal_quick_scan_threads=16
 			fail("%v", err)
 		}
 		windows = append(windows, pipeWindow{binaries: int(done - lastDone), wall: now.Sub(lastAt), cpu: cpu - lastCPU, rss: rss, hwm: hwm, backlog: backlog})
-		b.Logf("%3d%%: %d binaries in %s, CPU %s, RSS %d MB, backlog %d", k*10, done-lastDone, now.Sub(lastAt).Round(time.Millisecond),
-			(cpu - lastCPU).Round(time.Millisecond), rss>>20, backlog)
+		// On standard error as it goes: a long run shows its figures
+		// before it ends.
+		w := windows[len(windows)-1]
+		fmt.Fprintf(os.Stderr, "cb-pipeline n=%d: %3d%% at %s: %d binaries in %s: %.1f binaries/s, %d µs CPU/binary, RSS %d MB (peak %d MB), backlog %d\n",
+			n, k*10, now.UTC().Format(time.TimeOnly), w.binaries, w.wall.Round(time.Millisecond), float64(w.binaries)/w.wall.Seconds(),
+			w.cpu.Microseconds()/int64(max(w.binaries, 1)), rss>>20, hwm>>20, backlog)
 		lastAt, lastCPU, lastDone = now, cpu, done
 	}
 	// Every binary analysed: the queue is empty.
