@@ -550,7 +550,13 @@ the figure to compare.`
 const cbPipelineNotes = `The collector queues a 1,000-binary page a second while the backlog lasts, hence the backlog in
 the first tenths. Each binary costs one lookup, one verdict, and its share of a claim, a
 completion and a page. SQLite's writes share commits (group commit: the writes that queue while
-one commit syncs the disk go into the next), and its connections keep their prepared statements.`
+one commit syncs the disk go into the next), its connections keep their prepared statements, and
+each VirusTotal report is cached once (under the MD5 asked), not also under its SHA-1 and
+SHA-256. What grows with the run is the feed: the publisher keeps the reports and the rendered
+feed (body and gzip) in memory and re-renders the whole feed after changes. On 2026-12-06, 70% into
+the 100,000 run, 82 of the 85 MB of sampled Go heap were the publisher's, and its refresh took 23%
+of the connector's CPU (the feed render and gzip 19%); the committing of SQLite writes took 40%,
+lookups (HTTP and JSON decoding of ~11 KB reports) 19%.`
 
 // cbPipelineRows labels the tenths of an n-binary pipeline run.
 func cbPipelineRows(n int) map[string]string {
