@@ -161,6 +161,9 @@ func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log 
 			UnsignedOnly: cfg.UploadUnsignedOnly},
 		Analysis: engine.AnalysisPolicy{MaxWait: cfg.AnalysisWait, FirstPoll: e.analysisPoll, MaxInterval: e.analysisPoll},
 		Recent:   carbonblack.RecentVerdicts, Log: log,
+		// Binaries are looked up by MD5 only: one copy of each report
+		// (about 11 KB; three with the SHA-1 and SHA-256 copies).
+		OneHashOnly: true,
 	})
 	if err != nil {
 		var ue usageError

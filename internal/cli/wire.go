@@ -37,7 +37,10 @@ type engineSpec struct {
 	// name, label), so lookups decode only those (vt.Client.Lean), and
 	// the in-memory cache holds no JSON.
 	Summaries bool
-	Log       *slog.Logger
+	// OneHashOnly: the front looks files up by one kind of hash only
+	// (engine.Options.OneHashOnly).
+	OneHashOnly bool
+	Log         *slog.Logger
 }
 
 // engineParts are the built parts; Close releases them.
@@ -94,7 +97,7 @@ func buildEngine(ctx context.Context, e *env, s engineSpec) (*engineParts, error
 		api = client.Lean(s.Database != "") // a durable cache keeps the JSON
 	}
 	p.Engine = engine.New(api, cache, p.Sched, engine.Options{MaxAge: s.MaxAge, Log: s.Log, Events: p.Obs, Submit: client,
-		Quotas: client, Learn: s.Learn,
+		Quotas: client, Learn: s.Learn, OneHashOnly: s.OneHashOnly,
 		Uploads: s.Uploads, Analysis: s.Analysis})
 	p.Close = func() {
 		p.Sched.Close()

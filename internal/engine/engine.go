@@ -98,6 +98,11 @@ type Options struct {
 	// Learn names the budgets the configuration left unset: they are
 	// taken from what Quotas reports (the tighter of user and group).
 	Learn Learn
+	// OneHashOnly: a file report is cached under the hash it was looked
+	// up by only, not also under its other hashes. A front that always
+	// asks by the same kind of hash (Carbon Black: MD5) keeps one copy of
+	// each report in a durable cache instead of three.
+	OneHashOnly bool
 }
 
 // Events is what the engine reports as it works.
@@ -426,7 +431,7 @@ func (e *Engine) fetch(ctx context.Context, r Request, id string) (Result, error
 	res.Found, res.Object = true, obj
 	ent := Entry{Kind: r.Kind, ID: id, Found: true, Data: obj.Raw, FetchedAt: now, Object: obj}
 	e.store(ctx, ent)
-	if r.Kind == vt.KindFile { // reachable by its other hashes too
+	if r.Kind == vt.KindFile && !e.opt.OneHashOnly { // reachable by its other hashes too
 		for _, h := range []string{obj.Attributes.SHA256, obj.Attributes.SHA1, obj.Attributes.MD5} {
 			if h = strings.ToLower(h); vt.IsHash(h) && h != id {
 				ent.ID = h

@@ -448,3 +448,29 @@ func TestNormalizeRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestOneHashOnly: a file report is cached under its other hashes too,
+// unless the engine is told that lookups always use one kind of hash.
+func TestOneHashOnly(t *testing.T) {
+	sha := fmt.Sprintf("%064x", 7)
+	for _, one := range []bool{false, true} {
+		t.Run(fmt.Sprintf("OneHashOnly=%v", one), func(t *testing.T) {
+			api := &stubAPI{fn: func(kind vt.Kind, id string, _ int) (*vt.Object, error) {
+				o := object(kind, id)
+				o.Attributes.MD5, o.Attributes.SHA256 = id, sha
+				return o, nil
+			}}
+			cache := NewMemCache()
+			e := New(api, cache, NewScheduler(NewMemLedger(), Limits{}, 0, nil), Options{OneHashOnly: one})
+			if _, err := e.Lookup(t.Context(), Request{Kind: vt.KindFile, ID: hash(1)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := cache.Get(t.Context(), vt.KindFile, hash(1)); !ok {
+				t.Error("the report is not cached under the hash it was asked by")
+			}
+			if _, ok, _ := cache.Get(t.Context(), vt.KindFile, sha); ok == one {
+				t.Errorf("cached under its SHA-256: %v, want %v", ok, !one)
+			}
+		})
+	}
+}

@@ -38,7 +38,13 @@
 // transaction survives a process crash and a power cut (the DSN can trade
 // that for speed with _synchronous=NORMAL: a power cut may then lose the
 // last transactions, a process crash still loses nothing). PostgreSQL's
-// durability is the server's (synchronous_commit).
+// durability is the server's (synchronous_commit). SQLite runs one writer
+// at a time and each commit waits for the disk, so a process's SQLite
+// writes go through one goroutine that commits together the writes that
+// queued meanwhile (group commit, group.go): each keeps the meaning of a
+// transaction of its own (a savepoint; reported done only once
+// committed). SQLite connections keep their prepared statements
+// (stmtcache.go).
 //
 // The store must not import the fronts (carbonblack, opencti, lookup) nor
 // cli; it knows the engine only for the Cache and Ledger contracts it

@@ -248,18 +248,13 @@ func (s *Store) Claim(ctx context.Context, owner string, kinds []string, n int, 
 	if s.dialect == DialectPostgres {
 		items, err = s.claimPostgres(ctx, s.sql(query), args)
 	} else {
-		err = func() error {
-			unlock, err := s.lockWrites(ctx)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			rows, err := s.db.QueryContext(ctx, s.sql(query), args...)
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, s.sql(query), args...)
 			if err != nil {
 				return err
 			}
 			return scan(rows)
-		}()
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: claim work: %w", err)

@@ -38,11 +38,12 @@ type Store struct {
 	now     func() time.Time
 	backoff retry.Backoff
 
-	// writes serialises this process's writers on SQLite, which allows one
-	// writer at a time anyway: they queue here instead of spinning in
-	// SQLite's busy handler. Other processes are held off by busy_timeout.
-	// nil on PostgreSQL.
-	writes chan struct{}
+	// group runs this process's SQLite writes, which SQLite takes one at
+	// a time anyway: they queue there instead of spinning in SQLite's busy
+	// handler, and the writes that queued while a commit was in flight
+	// share the next one (see groupWriter). Other processes are held off
+	// by busy_timeout. nil on PostgreSQL, and while Open migrates.
+	group *groupWriter
 }
 
 type options struct {
@@ -106,8 +107,14 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("store: open %s: create directory: %w", t.redacted, err)
 		}
 	}
-	db, err := sql.Open(t.driver, t.dsn)
-	if err != nil {
+	var db *sql.DB
+	if t.dialect == DialectSQLite {
+		drv, err := sqliteDriver()
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", t.redacted, err)
+		}
+		db = sql.OpenDB(stmtCacheConnector{drv: drv, dsn: t.dsn})
+	} else if db, err = sql.Open(t.driver, t.dsn); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", t.redacted, err)
 	}
 	s := &Store{db: db, dialect: t.dialect, dsn: t.redacted, log: o.log, now: o.now, backoff: o.backoff}
@@ -125,9 +132,6 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		db.SetMaxOpenConns(n)
 		db.SetMaxIdleConns(n)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-	}
-	if t.dialect == DialectSQLite {
-		s.writes = make(chan struct{}, 1)
 	}
 	if err := retryBusy(ctx, func() error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
@@ -154,6 +158,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", t.redacted, err)
 	}
+	if t.dialect == DialectSQLite {
+		s.group = newGroupWriter(db)
+	}
 	s.log.Debug("store opened", "dialect", s.dialect, "dsn", s.dsn)
 	return s, nil
 }
@@ -165,8 +172,12 @@ func cmpOr(v, def int) int {
 	return def
 }
 
-// Close closes the database.
+// Close closes the database. Writes still running finish first; later
+// ones fail.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -289,37 +300,29 @@ func hasPragma(q url.Values, name string) bool {
 // redact hides the password of a PostgreSQL URL, in its user info and in
 // a password parameter.
 
-// lockWrites holds this process's other SQLite writers off until unlock.
-func (s *Store) lockWrites(ctx context.Context) (unlock func(), err error) {
-	if s.writes == nil {
-		return func() {}, nil
-	}
-	select {
-	case s.writes <- struct{}{}:
-		return func() { <-s.writes }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // exec runs one writing statement.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	unlock, err := s.lockWrites(ctx)
-	if err != nil {
-		return nil, err
+	if s.group == nil {
+		return s.db.ExecContext(ctx, s.sql(query), args...)
 	}
-	defer unlock()
-	return s.db.ExecContext(ctx, s.sql(query), args...)
+	var res sql.Result
+	err := s.group.do(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, s.sql(query), args...)
+		return err
+	})
+	return res, err
 }
 
 // inTx runs fn in a writing transaction (BEGIN IMMEDIATE on SQLite) and
-// commits it when fn returns nil.
+// commits it when fn returns nil. On SQLite the transaction may be shared
+// with other writers of this process (group commit): fn's changes are
+// undone alone when it fails, and inTx returns only once they are
+// committed.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	unlock, err := s.lockWrites(ctx)
-	if err != nil {
-		return err
+	if s.group != nil {
+		return s.group.do(ctx, fn)
 	}
-	defer unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

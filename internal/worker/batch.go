@@ -62,8 +62,11 @@ func (p *Pool) runBatched(ctx context.Context, q BatchQueue) {
 			default:
 			}
 			// While the workers have plenty to do, wait to claim a
-			// fuller batch.
-			if len(work) < p.cfg.Workers {
+			// fuller batch: claim at once only when what is left
+			// waiting would last them little (a quarter of a round).
+			// Claiming as soon as one worker was free made claims of
+			// one or two items in steady state: a claim per item.
+			if len(work) < max(1, p.cfg.Workers/4) {
 				break more
 			}
 			select {

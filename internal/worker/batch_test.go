@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vtconnector/vtconnector/internal/store"
@@ -127,4 +128,79 @@ func TestBatchedPoolHandsBackAtShutdown(t *testing.T) {
 			t.Errorf("item %s after shutdown: state %s, %d attempts; want queued, 0", k, it.State, it.Attempts)
 		}
 	}
+}
+
+// memQueue is an in-memory BatchQueue that records the size of each claim.
+type memQueue struct {
+	mu      sync.Mutex
+	ready   []store.Item
+	claims  []int
+	done    map[int64]int
+	total   int
+	allDone chan struct{}
+}
+
+func (q *memQueue) Claim(_ context.Context, _ string, _ []string, n int, _ time.Duration) ([]store.Item, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n = min(n, len(q.ready))
+	its := append([]store.Item(nil), q.ready[:n]...)
+	q.ready = q.ready[n:]
+	if n > 0 {
+		q.claims = append(q.claims, n)
+	}
+	return its, nil
+}
+
+func (q *memQueue) ExtendLease(context.Context, int64, string, time.Duration) error { return nil }
+
+func (q *memQueue) Complete(ctx context.Context, id int64, owner string, o store.Outcome) error {
+	_, err := q.CompleteMany(ctx, []store.Completion{{ID: id, Owner: owner, Outcome: o}})
+	return err
+}
+
+func (q *memQueue) CompleteMany(_ context.Context, cs []store.Completion) ([]error, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range cs {
+		q.done[c.ID]++
+		if len(q.done) == q.total && q.done[c.ID] == 1 {
+			close(q.allDone)
+		}
+	}
+	return make([]error, len(cs)), nil
+}
+
+// TestBatchedPoolClaimsFullBatchesWhileBusy: workers whose items take a
+// while are fed by claims of many items, not by a claim each time one of
+// them is free.
+func TestBatchedPoolClaimsFullBatchesWhileBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, workers, batch = 2000, 16, 16
+		q := &memQueue{done: map[int64]int{}, total: n, allDone: make(chan struct{})}
+		for i := range n {
+			q.ready = append(q.ready, store.Item{ID: int64(i + 1), Kind: "k", Key: fmt.Sprint(i)})
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		p := New(q, Config{Name: "t", Owner: "test", Kinds: []string{"k"}, Workers: workers, Batch: batch, Idle: time.Hour},
+			func(ctx context.Context, it store.Item) store.Outcome {
+				time.Sleep(time.Duration(40+it.ID%23) * time.Millisecond) // a lookup
+				return store.Done(nil)
+			})
+		errc := make(chan error, 1)
+		go func() { errc <- p.Run(ctx) }()
+		<-q.allDone
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		for id, times := range q.done {
+			if times != 1 {
+				t.Errorf("item %d completed %d times", id, times)
+			}
+		}
+		if mean := float64(n) / float64(len(q.claims)); mean < batch/2 {
+			t.Errorf("%d claims for %d items (%.1f a claim), want at least %d a claim", len(q.claims), n, mean, batch/2)
+		}
+	})
 }

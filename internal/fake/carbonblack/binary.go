@@ -197,12 +197,15 @@ func (s *Server) addLocked(b Binary, raw map[string]any, key *[32]byte) Binary {
 		b.ServerAdded = s.now()
 	}
 	b.ServerAdded = b.ServerAdded.UTC().Truncate(time.Millisecond)
-	if old, ok := s.binaries[b.MD5]; ok {
+	old, seen := s.binaries[b.MD5]
+	if seen {
 		b.ServerAdded = old.added
-	} else {
-		s.order = append(s.order, rec)
 	}
 	rec.md5, rec.sha256, rec.added, rec.size = b.MD5, b.SHA256, b.ServerAdded, b.Size
+	if !seen {
+		s.order = append(s.order, rec)
+		s.insertByAdded(rec)
+	}
 	rec.copied = min(b.Size, maxCopiedLen)
 	if c, ok := toInt(raw["copied_mod_len"]); ok && raw != nil {
 		rec.copied = min(max(c, 0), b.Size)
@@ -215,8 +218,8 @@ func (s *Server) addLocked(b Binary, raw map[string]any, key *[32]byte) Binary {
 	} else {
 		rec.doc = s.buildDoc(&b, rec)
 	}
-	if old, ok := s.binaries[b.MD5]; ok {
-		*old = *rec
+	if seen {
+		*old = *rec // in place: s.order and s.byAdded hold old
 	} else {
 		s.binaries[b.MD5] = rec
 	}

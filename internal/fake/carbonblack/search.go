@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // searchAnswer is the body of GET /api/v1/binary.
@@ -58,26 +60,47 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 
 	began := s.now()
 	s.mu.Lock()
-	var hits []*docView
-	for _, rec := range s.order {
-		d := &docView{rec: rec, alliance: s.allianceFields(rec)}
-		if query.match(d) {
-			hits = append(hits, d)
+	var (
+		page  []*record
+		total int
+	)
+	hit := func(rec *record) { // in result order
+		if total >= start && total < start+rows {
+			page = append(page, rec)
+		}
+		total++
+	}
+	if len(keys) == 1 && keys[0].field == "server_added_timestamp" {
+		// The collector's search: walk the index from the range's start.
+		lo, hi := addedBounds(query)
+		s.walkByAdded(lo, hi, keys[0].desc, func(rec *record) {
+			if query.match(&docView{rec: rec, alliance: s.allianceFields(rec)}) {
+				hit(rec)
+			}
+		})
+	} else {
+		var hits []*docView
+		for _, rec := range s.order {
+			d := &docView{rec: rec, alliance: s.allianceFields(rec)}
+			if query.match(d) {
+				hits = append(hits, d)
+			}
+		}
+		slices.SortFunc(hits, func(a, b *docView) int { return compareDocs(a, b, keys) })
+		for _, d := range hits {
+			hit(d.rec)
 		}
 	}
-	slices.SortFunc(hits, func(a, b *docView) int { return compareDocs(a, b, keys) })
 	ans := searchAnswer{
 		Terms:        terms,
-		TotalResults: len(hits),
+		TotalResults: total,
 		Highlights:   []any{},
 		Facets:       map[string]any{},
-		Results:      []map[string]any{},
+		Results:      make([]map[string]any, 0, len(page)),
 		Start:        start,
 	}
-	if start < len(hits) {
-		for _, d := range hits[start:min(start+rows, len(hits))] {
-			ans.Results = append(ans.Results, s.document(d.rec))
-		}
+	for _, rec := range page {
+		ans.Results = append(ans.Results, s.document(rec))
 	}
 	s.mu.Unlock()
 	ans.Elapsed = s.now().Sub(began).Seconds()
@@ -197,4 +220,80 @@ func sortValue(d *docView, k sortKey) (any, bool) {
 		return nil, false
 	}
 	return strings.ToLower(fmt.Sprint(vs[0])), true
+}
+
+// insertByAdded puts rec in s.byAdded, ordered by server_added_timestamp
+// then md5 (the order of a search sorted by server_added_timestamp).
+// s.mu must be held.
+func (s *Server) insertByAdded(rec *record) {
+	less := func(a, b *record) bool {
+		return a.added.Before(b.added) || a.added.Equal(b.added) && a.md5 < b.md5
+	}
+	n := len(s.byAdded)
+	if n == 0 || less(s.byAdded[n-1], rec) { // binaries mostly arrive in order
+		s.byAdded = append(s.byAdded, rec)
+		return
+	}
+	i := sort.Search(n, func(i int) bool { return less(rec, s.byAdded[i]) })
+	s.byAdded = slices.Insert(s.byAdded, i, rec)
+}
+
+// walkByAdded calls fn for the binaries whose server_added_timestamp is in
+// [lo, hi] (zero: open), in the order of a search sorted by
+// server_added_timestamp asc or desc (ties by md5 ascending either way).
+// s.mu must be held.
+func (s *Server) walkByAdded(lo, hi time.Time, desc bool, fn func(*record)) {
+	b := s.byAdded
+	from := 0
+	if !lo.IsZero() {
+		from = sort.Search(len(b), func(i int) bool { return !b[i].added.Before(lo) })
+	}
+	to := len(b) // exclusive
+	if !hi.IsZero() {
+		to = sort.Search(len(b), func(i int) bool { return b[i].added.After(hi) })
+	}
+	if !desc {
+		for _, rec := range b[from:to] {
+			fn(rec)
+		}
+		return
+	}
+	for j := to; j > from; {
+		g := j - 1 // the group of binaries added at b[j-1].added, md5 ascending
+		for g > from && b[g-1].added.Equal(b[j-1].added) {
+			g--
+		}
+		for _, rec := range b[g:j] {
+			fn(rec)
+		}
+		j = g
+	}
+}
+
+// addedBounds returns the server_added_timestamp range a query requires
+// (zero: open): its own range, or the narrowest of an AND's. Binaries
+// outside it cannot match.
+func addedBounds(n node) (lo, hi time.Time) {
+	switch x := n.(type) {
+	case rangeNode:
+		if x.field == "server_added_timestamp" && x.kind == kindDate {
+			if !x.lo.open {
+				lo = x.lo.t
+			}
+			if !x.hi.open {
+				hi = x.hi.t
+			}
+		}
+	case andNode:
+		for _, k := range x {
+			l, h := addedBounds(k)
+			if !l.IsZero() && (lo.IsZero() || l.After(lo)) {
+				lo = l
+			}
+			if !h.IsZero() && (hi.IsZero() || h.Before(hi)) {
+				hi = h
+			}
+		}
+	}
+	return lo, hi
 }

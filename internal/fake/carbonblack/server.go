@@ -96,6 +96,7 @@ type Server struct {
 	mu       sync.Mutex // guards everything below
 	binaries map[string]*record
 	order    []*record // insertion order, for deterministic iteration
+	byAdded  []*record // by server_added_timestamp, then md5: searches sorted by it
 	sensors  map[string]int
 	synthSeq uint64
 	facetSeq int64
