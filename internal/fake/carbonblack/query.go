@@ -252,6 +252,9 @@ type rangeNode struct {
 }
 
 func (n rangeNode) match(d *docView) bool {
+	if n.field == "server_added_timestamp" { // every binary has one: no list
+		return n.inRange(cmpTime(d.rec.added, n.lo.t), cmpTime(d.rec.added, n.hi.t))
+	}
 	if n.kind == kindDate {
 		for _, t := range d.times(n.field) {
 			if n.inRange(cmpTime(t, n.lo.t), cmpTime(t, n.hi.t)) {
@@ -259,6 +262,14 @@ func (n rangeNode) match(d *docView) bool {
 			}
 		}
 		return false
+	}
+	if n.kind == kindInt && n.field != "hostname" {
+		if v, ok := d.get(n.field); ok {
+			if _, list := v.([]any); !list { // one number: no list
+				f, ok := toFloat(v)
+				return ok && n.inRange(cmpFloat(f, n.lo.num), cmpFloat(f, n.hi.num))
+			}
+		}
 	}
 	for _, v := range d.values(n.field) {
 		switch n.kind {

@@ -72,9 +72,13 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(keys) == 1 && keys[0].field == "server_added_timestamp" {
 		// The collector's search: walk the index from the range's start.
+		// One view for every binary walked: a million-binary walk
+		// allocates nothing per binary that does not match.
 		lo, hi := addedBounds(query)
+		var d docView
 		s.walkByAdded(lo, hi, keys[0].desc, func(rec *record) {
-			if query.match(&docView{rec: rec, alliance: s.allianceFields(rec)}) {
+			d = docView{rec: rec, alliance: s.allianceFields(rec)}
+			if query.match(&d) {
 				hit(rec)
 			}
 		})
