@@ -189,6 +189,11 @@ func TestFeedCacheIncremental(t *testing.T) {
 		return BuildReports([]Verdict{v}, FeedOptions{})[0]
 	}
 	tags := map[string][sha256.Size]byte{} // ETag -> body hash
+	type heldSnapshot struct {
+		s        *FeedSnapshot
+		body, gz []byte
+	}
+	var held []heldSnapshot
 	check := func(step string) {
 		t.Helper()
 		s := c.Current()
@@ -273,10 +278,26 @@ func TestFeedCacheIncremental(t *testing.T) {
 			if len(ch.ids) == 0 || len(ch.ids) > chunkMax || i > 0 && c.chunks[i-1].ids[len(c.chunks[i-1].ids)-1] >= ch.ids[0] {
 				t.Fatalf("step %d: chunk %d of %d holds %d reports, or is out of order", step, i, len(c.chunks), len(ch.ids))
 			}
+			// Only the compressed form is kept, with no spare capacity.
+			if ch.enc != nil || ch.plain != nil || ch.dirty || cap(ch.gz) != len(ch.gz) || len(ch.spans) != len(ch.ids) {
+				t.Fatalf("step %d: chunk %d keeps its text (enc %v, plain %v), is dirty (%v), has %d spans for %d reports, or deflate data of cap %d for len %d",
+					step, i, ch.enc != nil, ch.plain != nil, ch.dirty, len(ch.spans), len(ch.ids), cap(ch.gz), len(ch.gz))
+			}
+		}
+		if step%15 == 0 {
+			s := c.Current()
+			held = append(held, heldSnapshot{s, s.Body(), s.Gzip()})
 		}
 	}
 	if len(c.chunks) < 3 {
 		t.Errorf("the test feed ended in %d chunks; it should exercise several", len(c.chunks))
+	}
+	// A snapshot never changes under its readers: the pieces it holds are
+	// not touched by the changes after it.
+	for i, h := range held {
+		if !bytes.Equal(h.s.Body(), h.body) || !bytes.Equal(h.s.Gzip(), h.gz) {
+			t.Errorf("held snapshot %d changed after later changes", i)
+		}
 	}
 
 	t.Run("withdraw everything, then nothing changes", func(t *testing.T) {
