@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,6 +140,33 @@ func BenchmarkRender100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(last.Body()))/1e6, "body-MB")
 	b.ReportMetric(float64(len(last.Gzip()))/1e6, "gzip-MB")
+	b.ReportMetric(feedCacheHeldMB(b, info, reports), "cache-MB")
+}
+
+// feedCacheHeldMB is the heap a cache holding reports keeps (after
+// collections, pooled buffers let go): what the connector holds between
+// renders. It is the live heap with the cache less the live heap once the
+// cache is dropped.
+func feedCacheHeldMB(b *testing.B, info FeedInfo, reports []Report) float64 {
+	b.StopTimer()
+	defer b.StartTimer()
+	live := func() int64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	c := NewFeedCache()
+	if err := c.Render(info, reports); err != nil {
+		b.Fatal(err)
+	}
+	with := live()
+	runtime.KeepAlive(c)
+	c = nil
+	without := live()
+	runtime.KeepAlive(reports)
+	return float64(with-without) / 1e6
 }
 
 // legacyEncodeFeed is the feed encoded whole, the way the cache rendered
