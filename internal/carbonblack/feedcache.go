@@ -23,13 +23,16 @@ import (
 //
 //   - the head, {"feedinfo":{...},"reports":[
 //   - the reports, sorted by id, in chunks of chunkMin to chunkMax reports;
-//     a chunk holds each report's JSON and its rendering: the reports
-//     joined the way the document joins them ("\n" before the feed's first
-//     report, ",\n" before every other), compressed on their own;
+//     a chunk's text is its reports joined the way the document joins them
+//     ("\n" before the feed's first report, ",\n" before every other),
+//     compressed on its own;
 //   - the tail, "\n]}\n" ("]}\n" when there is no report).
 //
-// A change re-encodes the reports it brings and re-renders only the
-// chunks that hold them. The body is the pieces in order. The gzip form is
+// Only the compressed form of a chunk is kept (with its report ids and
+// where each report's JSON lies in its text), so that the cache holds
+// about a tenth of the feed's size. A change re-encodes the reports it
+// brings, decompresses the chunks that hold them, splices, and
+// recompresses them into new pieces. The body is the pieces in order. The gzip form is
 // one gzip member: a header, each piece's deflate data, then the trailer.
 // Each piece is compressed by a fresh compressor ended by a sync flush
 // (byte-aligned, not final; the tail's ends with the final block), so the
