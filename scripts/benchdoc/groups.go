@@ -443,16 +443,16 @@ splices and recompresses them (new pieces: a published snapshot never changes); 
 one gzip member (header, the chunks' deflate data, a trailer whose CRC-32 is combined from the
 chunks'), and the body byte-for-byte the feed a whole render gives. A gzip request (what Carbon
 Black's client asks for) only writes the snapshot's pieces, or 304 on a matching ETag; an identity
-request decompresses the chunks one by one into the response (about 0.45 GB/s of body on this
-machine: 157 to 179 ms for 76 MB, where writing held text took 52 µs). The whole render (at start, and
+request decompresses the chunks one by one into the response (0.4 to 0.6 GB/s of body on this
+machine: 130 to 179 ms for 76 MB, where writing held text took 52 µs). The whole render (at start, and
 every 15 minutes when every verdict is read again) encodes each chunk straight into a reused
 buffer and compresses it; over a rendered feed it compares chunk by chunk and keeps only the
 changed reports' JSON, so the feed's whole text is never held. Before (issue 13, same machine and
 load, 2026-12-06 12:40): the cache held 94.7 MB for these 100,000 reports (each report's JSON and
 each chunk's deflate data) against 12.3 MB now; the whole render took 1.8 to 2.05 s and allocated
 228 MB (now 1.07 to 1.64 s in runs minutes apart, 18 MB); the same render over the rendered feed
-took 0.94 s and allocated 110 MB (now 0.73 s, 7.2 MB); a change took 3.4 ms (now one chunk's
-decompression more: 3.5 to 5.6 ms).
+took 0.94 s and allocated 110 MB (now 0.73 to 0.81 s, 7.2 MB); a change took 3.4 ms (now one chunk's
+decompression more: 3.5 to 6.2 ms).
 The machine is shared with other jobs (load average about 4.5 on 2 cores): times are upper bounds.`,
 			Layout: compact,
 			Rows: map[string]string{
@@ -496,16 +496,18 @@ and 1,469 ms wall (698 ms CPU) at 1,000,000 verdicts (100,000 reports), measured
 			Notes: `A change reads the verdicts changed since the last one seen, less 5 s (for late commits), and hands
 the feed cache only the reports they make or withdraw: the cache re-encodes those and
 decompresses, splices and recompresses only the chunks (of 512 reports, 128 to 1,024 as they
-change) that hold them, so a change costs the same with 10,000 or 100,000 reports. The cache holds
-only the compressed chunks (with each report's id and place in its chunk's text), not the reports'
-JSON: before that (issue 13) the heap afterwards was 9.7 MB at 100,000 verdicts and 62.2 MB at
-1,000,000 (measured 2026-12-06), and the feed's share of it grew with the text (about 0.95 kB a
-report) where it now grows with the compressed text (about 0.12 kB a report). The time from a detection to the served feed is thus the render debounce plus a
-few milliseconds; from a binary's appearance on the Carbon Black server add one poll interval
-(and the lookup). Every 15 minutes everything is read again (seconds at 1,000,000 verdicts; it
-does not delay the changes after it). Index pages are read by key (no OFFSET) with the total
-from a count kept alongside the results, so a deep page costs what the first does. The machine
-is shared with other jobs: the figures are upper bounds of the times (lower bounds of the speed).`,
+change) that hold them, so a change costs the same with 10,000 or 100,000 reports. The time from a
+detection to the served feed is thus the render debounce plus a few milliseconds; from a binary's
+appearance on the Carbon Black server add one poll interval (and the lookup). Every 15 minutes
+everything is read again (seconds at 1,000,000 verdicts; it does not delay the changes after it).
+Index pages are read by key (no OFFSET) with the total from a count kept alongside the results, so
+a deep page costs what the first does. The feed cache holds only the compressed chunks (with each
+report's id and place in its chunk's text), not the reports' JSON: before that (issue 13) the heap
+afterwards was 9.7 MB at 100,000 verdicts and 62.2 MB at 1,000,000, and a change at 1,000,000
+took 2.4 ms (measured 2026-12-06); the feed's share of the heap grew with its text (about 0.95 kB
+a report) where it now grows with the compressed text (about 0.12 kB a report), and a change
+costs one chunk's decompression more. The machine is shared with other jobs: the figures are
+upper bounds of the times (lower bounds of the speed).`,
 			Layout: wide,
 			Rows: map[string]string{
 				"BenchmarkPublish/verdicts=100000":  "100,000 verdicts (10,000 reports)",
