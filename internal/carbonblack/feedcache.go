@@ -23,13 +23,16 @@ import (
 //
 //   - the head, {"feedinfo":{...},"reports":[
 //   - the reports, sorted by id, in chunks of chunkMin to chunkMax reports;
-//     a chunk holds each report's JSON and its rendering: the reports
-//     joined the way the document joins them ("\n" before the feed's first
-//     report, ",\n" before every other), compressed on their own;
+//     a chunk's text is its reports joined the way the document joins them
+//     ("\n" before the feed's first report, ",\n" before every other),
+//     compressed on its own;
 //   - the tail, "\n]}\n" ("]}\n" when there is no report).
 //
-// A change re-encodes the reports it brings and re-renders only the
-// chunks that hold them. The body is the pieces in order. The gzip form is
+// Only the compressed form of a chunk is kept (with its report ids and
+// where each report's JSON lies in its text), so that the cache holds
+// about a tenth of the feed's size. A change re-encodes the reports it
+// brings, decompresses the chunks that hold them, splices, and
+// recompresses them into new pieces. The body is the pieces in order. The gzip form is
 // one gzip member: a header, each piece's deflate data, then the trailer.
 // Each piece is compressed by a fresh compressor ended by a sync flush
 // (byte-aligned, not final; the tail's ends with the final block), so the
@@ -56,8 +59,16 @@ type FeedSnapshot struct {
 	Reports    int
 	RenderedAt time.Time // when the content last changed
 
-	plain, gz    [][]byte // the body's and the gzip member's pieces, in order
+	parts        []snapPart // the body's pieces, in order
+	gz           [][]byte   // the gzip member's pieces, in order
 	size, gzSize int64
+}
+
+// snapPart is a piece of a snapshot's body: its text (the head and the
+// tail only), or its deflate data and size (a chunk of reports).
+type snapPart struct {
+	plain, gz []byte
+	size      int
 }
 
 // GzipETag is the entity tag of the gzip-compressed representation.
@@ -71,22 +82,33 @@ func (s *FeedSnapshot) Size() int64 { return s.size }
 // GzipSize is the length of the gzip-compressed body.
 func (s *FeedSnapshot) GzipSize() int64 { return s.gzSize }
 
-// WriteTo writes the body to w.
-func (s *FeedSnapshot) WriteTo(w io.Writer) (int64, error) { return writePieces(w, s.plain) }
+// WriteTo writes the body to w. Only the compressed chunks are kept, so
+// it decompresses them one by one into w.
+func (s *FeedSnapshot) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, p := range s.parts {
+		text, bp := p.plain, (*[]byte)(nil)
+		if text == nil && p.size > 0 {
+			bp = getBuf(p.size)
+			text = (*bp)[:p.size]
+			inflate(p.gz, text)
+		}
+		m, err := w.Write(text)
+		n += int64(m)
+		if bp != nil {
+			putBuf(bp)
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
 
 // WriteGzipTo writes the gzip-compressed body to w.
-func (s *FeedSnapshot) WriteGzipTo(w io.Writer) (int64, error) { return writePieces(w, s.gz) }
-
-// Body returns the body in one slice: a copy of the whole feed, for tests
-// and tools; the server writes the pieces (WriteTo).
-func (s *FeedSnapshot) Body() []byte { return slices.Concat(s.plain...) }
-
-// Gzip returns the gzip-compressed body in one slice (a copy).
-func (s *FeedSnapshot) Gzip() []byte { return slices.Concat(s.gz...) }
-
-func writePieces(w io.Writer, pieces [][]byte) (int64, error) {
+func (s *FeedSnapshot) WriteGzipTo(w io.Writer) (int64, error) {
 	var n int64
-	for _, p := range pieces {
+	for _, p := range s.gz {
 		m, err := w.Write(p)
 		n += int64(m)
 		if err != nil {
@@ -96,18 +118,40 @@ func writePieces(w io.Writer, pieces [][]byte) (int64, error) {
 	return n, nil
 }
 
-// piece is a rendered part of the body.
-type piece struct {
-	plain, gz []byte
-	crc       uint32 // CRC-32 (IEEE) of plain
-	shift     uint32 // x^(8·len(plain)) mod the CRC polynomial (crc32Combine)
-	sum       [sha256.Size]byte
+// Body returns the body in one slice: a copy of the whole feed, for tests
+// and tools; the server writes the pieces (WriteTo).
+func (s *FeedSnapshot) Body() []byte {
+	var b bytes.Buffer
+	b.Grow(int(s.size))
+	_, _ = s.WriteTo(&b) // writing to a bytes.Buffer cannot fail
+	return b.Bytes()
 }
 
-// feedChunk is a run of reports, sorted by id, and its rendering.
+// Gzip returns the gzip-compressed body in one slice (a copy).
+func (s *FeedSnapshot) Gzip() []byte { return slices.Concat(s.gz...) }
+
+// piece is a rendered part of the body. Its deflate data is immutable
+// once published: a change renders a new piece.
+type piece struct {
+	plain []byte // the text: kept for the head and the tail only
+	gz    []byte // the deflate data, ended by a sync flush (or final)
+	size  int    // len of the text
+	crc   uint32 // CRC-32 (IEEE) of the text
+	shift uint32 // x^(8·size) mod the CRC polynomial (crc32Combine)
+	sum   [sha256.Size]byte
+}
+
+// span is where a report's JSON lies in its chunk's text.
+type span struct{ off, n uint32 }
+
+// feedChunk is a run of reports, sorted by id, and its rendering. Only
+// the compressed rendering is kept: while a change is made to the chunk
+// its text is decompressed (load) and its reports' JSON held in enc,
+// until it is rendered again.
 type feedChunk struct {
 	ids   []string
-	enc   [][]byte // each report's JSON
+	spans []span   // each report's JSON in the rendered text; valid unless dirty
+	enc   [][]byte // each report's JSON while loaded, else nil
 	piece          // valid unless dirty
 	first bool     // rendered as the feed's first chunk
 	dirty bool
@@ -120,6 +164,7 @@ type FeedCache struct {
 	head    []byte     // the head's text, nil before the first render
 	headPc  piece
 	chunks  []*feedChunk
+	loaded  []*feedChunk // the chunks loaded by the change under way
 	reports int
 
 	cur atomic.Pointer[FeedSnapshot]
@@ -169,7 +214,16 @@ func (c *FeedCache) render(info FeedInfo, reports []Report) (feedChanges, error)
 		sorted[i] = &reports[i]
 	}
 	slices.SortStableFunc(sorted, func(a, b *Report) int { return strings.Compare(a.ID, b.ID) })
-	encs, err := encodeReports(sorted)
+	var (
+		changes []reportChange
+		built   []*feedChunk
+		err     error
+	)
+	if len(c.chunks) == 0 {
+		built, err = buildChunks(sorted)
+	} else {
+		changes, err = c.diff(sorted)
+	}
 	wg.Wait()
 	if len(errs) > 0 {
 		return feedChanges{}, fmt.Errorf("carbonblack: render feed: %w", errors.Join(errs...))
@@ -177,30 +231,121 @@ func (c *FeedCache) render(info FeedInfo, reports []Report) (feedChanges, error)
 	if err != nil {
 		return feedChanges{}, err
 	}
-	// Merge the current reports with the new ones, both sorted by id,
-	// into the changes.
-	var changes []reportChange
-	i := 0
-	for _, ch := range c.chunks {
+	return c.apply(info, changes, built)
+}
+
+// encodeRun encodes reports into text, each preceded by its separator in
+// the document when sep ("\n" before the feed's first report when first,
+// ",\n" before every other), and returns where each one's JSON lies.
+func encodeRun(text *bytes.Buffer, rs []*Report, sep, first bool) ([]span, error) {
+	spans := make([]span, len(rs))
+	enc := json.NewEncoder(text)
+	for k, r := range rs {
+		if sep {
+			if k > 0 || !first {
+				text.WriteByte(',')
+			}
+			text.WriteByte('\n')
+		}
+		off := text.Len()
+		if err := enc.Encode(r); err != nil {
+			return nil, fmt.Errorf("carbonblack: render feed: report %s: %w", r.ID, err)
+		}
+		text.Truncate(text.Len() - 1) // Encode's newline
+		spans[k] = span{off: uint32(off), n: uint32(text.Len() - off)}
+	}
+	return spans, nil
+}
+
+// buildChunks renders reports (sorted by id) into chunks of chunkTarget,
+// in parallel, each encoded straight into a reused buffer and compressed:
+// only the compressed chunks are held, never the feed's whole text.
+func buildChunks(sorted []*Report) ([]*feedChunk, error) {
+	chunks := make([]*feedChunk, (len(sorted)+chunkTarget-1)/chunkTarget)
+	errs := make([]error, len(chunks))
+	parallel(len(chunks), 1, func(ci int) {
+		rs := sorted[ci*chunkTarget : min((ci+1)*chunkTarget, len(sorted))]
+		bp := getBuf(len(rs) * 1024)
+		defer putBuf(bp)
+		text := bytes.NewBuffer((*bp)[:0])
+		spans, err := encodeRun(text, rs, true, ci == 0)
+		*bp = text.Bytes()
+		if err != nil {
+			errs[ci] = err
+			return
+		}
+		ch := &feedChunk{ids: make([]string, len(rs)), spans: spans, first: ci == 0}
+		for k, r := range rs {
+			ch.ids[k] = r.ID
+		}
+		ch.piece = renderPiece(text.Bytes(), false, false)
+		chunks[ci] = ch
+	})
+	return chunks, errors.Join(errs...)
+}
+
+// diff merges the current reports with the new ones (sorted by id) into
+// the changes: the reports added or changed, and the ones withdrawn. Each
+// chunk is compared on its own (in parallel): its text decompressed and
+// the new reports in its range encoded into buffers of its own, so that
+// the feed's whole text is never held at once; only the changes' JSON is
+// kept.
+func (c *FeedCache) diff(sorted []*Report) ([]reportChange, error) {
+	// The new reports chunk ci covers: from its first id (the first chunk
+	// also takes those before) to the next chunk's.
+	bound := func(ci int) int {
+		switch ci {
+		case 0:
+			return 0
+		case len(c.chunks):
+			return len(sorted)
+		}
+		i, _ := slices.BinarySearchFunc(sorted, c.chunks[ci].ids[0], func(r *Report, id string) int { return strings.Compare(r.ID, id) })
+		return i
+	}
+	per := make([][]reportChange, len(c.chunks))
+	errs := make([]error, len(c.chunks))
+	parallel(len(c.chunks), 1, func(ci int) {
+		ch, lo, hi := c.chunks[ci], bound(ci), bound(ci+1)
+		bp, np := getBuf(ch.size), getBuf(ch.size+ch.size/8)
+		defer putBuf(bp)
+		defer putBuf(np)
+		text := (*bp)[:ch.size]
+		inflate(ch.gz, text)
+		nbuf := bytes.NewBuffer((*np)[:0])
+		spans, err := encodeRun(nbuf, sorted[lo:hi], false, false)
+		*np = nbuf.Bytes()
+		if err != nil {
+			errs[ci] = err
+			return
+		}
+		enc := func(i int) []byte {
+			sp := spans[i-lo]
+			return bytes.Clone(nbuf.Bytes()[sp.off : sp.off+sp.n])
+		}
+		var out []reportChange
+		i := lo
 		for k, id := range ch.ids {
-			for i < len(sorted) && sorted[i].ID < id {
-				changes = append(changes, reportChange{id: sorted[i].ID, enc: encs[i]})
+			for i < hi && sorted[i].ID < id {
+				out = append(out, reportChange{id: sorted[i].ID, enc: enc(i)})
 				i++
 			}
-			if i < len(sorted) && sorted[i].ID == id {
-				if !bytes.Equal(encs[i], ch.enc[k]) {
-					changes = append(changes, reportChange{id: id, enc: encs[i]})
+			if i < hi && sorted[i].ID == id {
+				old, sp := ch.spans[k], spans[i-lo]
+				if !bytes.Equal(nbuf.Bytes()[sp.off:sp.off+sp.n], text[old.off:old.off+old.n]) {
+					out = append(out, reportChange{id: id, enc: enc(i)})
 				}
 				i++
 				continue
 			}
-			changes = append(changes, reportChange{id: id}) // withdrawn
+			out = append(out, reportChange{id: id}) // withdrawn
 		}
-	}
-	for ; i < len(sorted); i++ {
-		changes = append(changes, reportChange{id: sorted[i].ID, enc: encs[i]})
-	}
-	return c.apply(info, changes)
+		for ; i < hi; i++ {
+			out = append(out, reportChange{id: sorted[i].ID, enc: enc(i)})
+		}
+		per[ci] = out
+	})
+	return slices.Concat(per...), errors.Join(errs...)
 }
 
 // Update applies changes to the feed: for each report id, its new report,
@@ -251,7 +396,7 @@ func (c *FeedCache) update(info FeedInfo, changes map[string]*Report) (feedChang
 			out[i].enc, encs = encs[0], encs[1:]
 		}
 	}
-	return c.apply(info, out)
+	return c.apply(info, out, nil)
 }
 
 // reportChange is a report's new JSON, or nil to withdraw it.
@@ -317,9 +462,10 @@ func parallel(n, batch int, fn func(i int)) {
 	wg.Wait()
 }
 
-// apply makes valid, encoded changes (sorted by id) and, when anything
-// changed or nothing was rendered yet, swaps in a new snapshot.
-func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, error) {
+// apply makes valid, encoded changes (sorted by id), or installs the
+// chunks built for an empty cache, and, when anything changed or nothing
+// was rendered yet, swaps in a new snapshot.
+func (c *FeedCache) apply(info FeedInfo, changes []reportChange, built []*feedChunk) (feedChanges, error) {
 	head, err := encodeHead(info)
 	if err != nil {
 		return feedChanges{}, err
@@ -337,8 +483,16 @@ func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, e
 			fc.changed++
 		}
 	}
+	defer c.unload()
+	if len(c.chunks) == 0 && built != nil {
+		c.chunks = built
+		for _, ch := range built {
+			c.reports += len(ch.ids)
+			fc.changed += len(ch.ids)
+		}
+	}
 	if len(c.chunks) == 0 {
-		changes = c.load(changes, &fc)
+		changes = c.fill(changes, &fc)
 	}
 	for _, ch := range changes {
 		switch c.change(ch) {
@@ -353,7 +507,7 @@ func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, e
 	}
 	c.rebalance()
 	if headChanged {
-		c.head, c.headPc = head, renderPiece(head, false)
+		c.head, c.headPc = head, renderPiece(head, false, true)
 	}
 	var dirty []*feedChunk
 	for i, ch := range c.chunks {
@@ -369,10 +523,10 @@ func (c *FeedCache) apply(info FeedInfo, changes []reportChange) (feedChanges, e
 	return fc, nil
 }
 
-// load fills an empty cache with the reports changes bring, in chunks of
+// fill fills an empty cache with the reports changes bring, in chunks of
 // chunkTarget (much faster than adding them one by one); the changes that
 // withdraw reports are left.
-func (c *FeedCache) load(changes []reportChange, fc *feedChanges) []reportChange {
+func (c *FeedCache) fill(changes []reportChange, fc *feedChanges) []reportChange {
 	var ch *feedChunk
 	left := changes[:0:0]
 	for _, rc := range changes {
@@ -391,6 +545,25 @@ func (c *FeedCache) load(changes []reportChange, fc *feedChanges) []reportChange
 	return left
 }
 
+// touch loads a chunk about to be changed (or compared), and notes it, so
+// that unload lets go of its text if it is not rendered again.
+func (c *FeedCache) touch(ch *feedChunk) {
+	if ch.enc == nil {
+		ch.load()
+		c.loaded = append(c.loaded, ch)
+	}
+}
+
+// unload lets go of the text of the chunks loaded by a change: the ones
+// rendered since have already.
+func (c *FeedCache) unload() {
+	for _, ch := range c.loaded {
+		ch.enc = nil
+	}
+	clear(c.loaded)
+	c.loaded = c.loaded[:0]
+}
+
 // change applies one change to the chunks: +1 when a report was added or
 // changed, -1 when one was withdrawn, 0 when nothing changed.
 func (c *FeedCache) change(rc reportChange) int {
@@ -407,13 +580,15 @@ func (c *FeedCache) change(rc reportChange) int {
 		if rc.enc == nil {
 			return 0
 		}
-		c.chunks = []*feedChunk{{}}
+		c.chunks = []*feedChunk{{enc: [][]byte{}}}
 	}
 	ch := c.chunks[ci]
 	j, found := slices.BinarySearch(ch.ids, rc.id)
-	switch {
-	case rc.enc == nil && !found:
+	if rc.enc == nil && !found {
 		return 0
+	}
+	c.touch(ch)
+	switch {
 	case rc.enc == nil:
 		ch.ids, ch.enc = slices.Delete(ch.ids, j, j+1), slices.Delete(ch.enc, j, j+1)
 		ch.dirty = true
@@ -437,7 +612,7 @@ func (c *FeedCache) change(rc reportChange) int {
 	return +1
 }
 
-// split moves the upper half of ch's reports into a new chunk.
+// split moves the upper half of a loaded chunk's reports into a new chunk.
 func (ch *feedChunk) split() *feedChunk {
 	h := len(ch.ids) / 2
 	n := &feedChunk{ids: slices.Clone(ch.ids[h:]), enc: slices.Clone(ch.enc[h:]), dirty: true}
@@ -460,6 +635,8 @@ func (c *FeedCache) rebalance() {
 			j = i - 1
 		}
 		a, b := c.chunks[min(i, j)], c.chunks[max(i, j)]
+		c.touch(a)
+		c.touch(b)
 		a.ids, a.enc, a.dirty = append(a.ids, b.ids...), append(a.enc, b.enc...), true
 		c.chunks = slices.Delete(c.chunks, max(i, j), max(i, j)+1)
 		if len(a.ids) > chunkMax {
@@ -469,25 +646,43 @@ func (c *FeedCache) rebalance() {
 	}
 }
 
-// render renders a chunk's reports.
+// load decompresses a chunk's text and points its reports' JSON into it.
+func (ch *feedChunk) load() {
+	text := make([]byte, ch.size)
+	inflate(ch.gz, text)
+	ch.enc = make([][]byte, len(ch.ids))
+	for k, sp := range ch.spans {
+		ch.enc[k] = text[sp.off : sp.off+sp.n : sp.off+sp.n]
+	}
+}
+
+// render renders a chunk's reports (loading them first when the chunk
+// only needs rendering anew, as the feed's first or no longer), keeps
+// where each report's JSON lies, and lets go of the text.
 func (ch *feedChunk) render() {
+	if ch.enc == nil {
+		ch.load()
+	}
 	size := 0
 	for _, e := range ch.enc {
 		size += len(e) + 2
 	}
-	plain := make([]byte, 0, size)
+	bp := getBuf(size)
+	text := (*bp)[:0]
+	ch.spans = slices.Grow(ch.spans[:0], len(ch.enc))[:len(ch.enc)]
 	for k, e := range ch.enc {
 		if k > 0 || !ch.first {
-			plain = append(plain, ',')
+			text = append(text, ',')
 		}
-		plain = append(plain, '\n')
-		start := len(plain)
-		plain = append(plain, e...)
-		// The report's JSON is kept as part of the rendering (immutable),
-		// not twice.
-		ch.enc[k] = plain[start:len(plain):len(plain)]
+		text = append(text, '\n')
+		ch.spans[k] = span{off: uint32(len(text)), n: uint32(len(e))}
+		text = append(text, e...)
 	}
-	ch.piece, ch.dirty = renderPiece(plain, false), false
+	ch.spans = slices.Clip(ch.spans)
+	ch.piece, ch.dirty = renderPiece(text, false, false), false
+	ch.enc = nil
+	*bp = text
+	putBuf(bp)
 }
 
 // publish swaps in a snapshot of the rendered pieces.
@@ -502,14 +697,15 @@ func (c *FeedCache) publish() {
 	pieces = append(pieces, tail)
 
 	s := &FeedSnapshot{Reports: c.reports, RenderedAt: c.now().UTC(),
-		plain: make([][]byte, 0, n), gz: make([][]byte, 0, n+2)}
+		parts: make([]snapPart, 0, n), gz: make([][]byte, 0, n+2)}
 	s.gz = append(s.gz, gzipHeader[:])
 	s.gzSize = int64(len(gzipHeader) + 8)
 	var crc uint32
 	tag := sha256.New()
 	for _, p := range pieces {
-		s.plain, s.gz = append(s.plain, p.plain), append(s.gz, p.gz)
-		s.size += int64(len(p.plain))
+		s.parts = append(s.parts, snapPart{plain: p.plain, gz: p.gz, size: p.size})
+		s.gz = append(s.gz, p.gz)
+		s.size += int64(p.size)
 		s.gzSize += int64(len(p.gz))
 		crc = crc32Combine(crc, p.crc, p.shift)
 		tag.Write(p.sum[:])
@@ -545,33 +741,87 @@ func feedTail(reports bool) *piece {
 }
 
 var (
-	tailReports = sync.OnceValue(func() *piece { p := renderPiece([]byte("\n]}\n"), true); return &p })
-	tailEmpty   = sync.OnceValue(func() *piece { p := renderPiece([]byte("]}\n"), true); return &p })
+	tailReports = sync.OnceValue(func() *piece { p := renderPiece([]byte("\n]}\n"), true, true); return &p })
+	tailEmpty   = sync.OnceValue(func() *piece { p := renderPiece([]byte("]}\n"), true, true); return &p })
 )
 
-var flatePool = sync.Pool{New: func() any {
-	w, err := flate.NewWriter(io.Discard, gzipLevel)
+// deflater is a pooled compressor and the buffer it writes to.
+type deflater struct {
+	zw  *flate.Writer
+	out sliceWriter
+}
+
+var deflatePool = sync.Pool{New: func() any {
+	d := new(deflater)
+	zw, err := flate.NewWriter(&d.out, gzipLevel)
 	if err != nil {
 		panic(err) // only for an invalid level
 	}
-	return w
+	d.zw = zw
+	return d
 }}
 
-// renderPiece compresses plain on its own, ending with a sync flush (or
-// with the final block when final), and takes its checksums.
-func renderPiece(plain []byte, final bool) piece {
-	var buf bytes.Buffer
-	buf.Grow(len(plain)/6 + 64)
-	zw := flatePool.Get().(*flate.Writer)
-	zw.Reset(&buf)
-	// Writing to a bytes.Buffer cannot fail.
-	_, _ = zw.Write(plain)
-	if final {
-		_ = zw.Close()
-	} else {
-		_ = zw.Flush()
+// bufPool holds buffers for a chunk's text while it is rendered, compared
+// or served: only the compressed form is kept.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// getBuf returns a buffer of at least n bytes' capacity.
+func getBuf(n int) *[]byte {
+	bp := bufPool.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, 0, n+n/8)
 	}
-	flatePool.Put(zw)
-	return piece{plain: plain, gz: slices.Clip(buf.Bytes()), crc: crc32IEEE(plain),
-		shift: crc32Shift(int64(len(plain))), sum: sha256.Sum256(plain)}
+	return bp
+}
+
+func putBuf(bp *[]byte) {
+	*bp = (*bp)[:0]
+	bufPool.Put(bp)
+}
+
+// sliceWriter appends to a byte slice.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+
+// renderPiece compresses text on its own, ending with a sync flush (or
+// with the final block when final), and takes its checksums. The piece
+// keeps the text only when keep; its deflate data is trimmed to length.
+func renderPiece(text []byte, final, keep bool) piece {
+	d := deflatePool.Get().(*deflater)
+	d.out.b = slices.Grow(d.out.b[:0], len(text)/4+64)
+	d.zw.Reset(&d.out)
+	// Writing to a sliceWriter cannot fail.
+	_, _ = d.zw.Write(text)
+	if final {
+		_ = d.zw.Close()
+	} else {
+		_ = d.zw.Flush()
+	}
+	gz := make([]byte, len(d.out.b)) // no spare capacity
+	copy(gz, d.out.b)
+	deflatePool.Put(d)
+	p := piece{gz: gz, size: len(text), crc: crc32IEEE(text),
+		shift: crc32Shift(int64(len(text))), sum: sha256.Sum256(text)}
+	if keep {
+		p.plain = text
+	}
+	return p
+}
+
+var inflatePool = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+
+// inflate decompresses a piece's deflate data into text, which is exactly
+// as long as the piece's text: the data is not ended by a final block, so
+// reading stops at the known size. The data is the cache's own; one that
+// does not decompress is a bug.
+func inflate(gz, text []byte) {
+	zr := inflatePool.Get().(io.ReadCloser)
+	if err := zr.(flate.Resetter).Reset(bytes.NewReader(gz), nil); err != nil {
+		panic(fmt.Sprintf("carbonblack: feed cache: reset inflater: %v", err))
+	}
+	if _, err := io.ReadFull(zr, text); err != nil {
+		panic(fmt.Sprintf("carbonblack: feed cache: a chunk's deflate data does not decompress: %v", err))
+	}
+	inflatePool.Put(zr)
 }
