@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"context"
-	"database/sql"
+	"github.com/vtconnector/vtconnector/internal/store/storetest"
+
 	"fmt"
-	"math/rand/v2"
-	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,41 +14,12 @@ import (
 	"github.com/vtconnector/vtconnector/internal/store"
 )
 
-// pgSchemaDSN creates a PostgreSQL schema of the test's own, dropped at the
-// end, and returns a DSN whose search_path points at it, with password
-// (the test server trusts local connections and ignores it).
+// pgSchemaDSN is a PostgreSQL schema of the test's own, dropped at the
+// end, reached with password (the test server trusts local connections
+// and ignores it).
 func pgSchemaDSN(t testing.TB, password string) string {
 	t.Helper()
-	base := os.Getenv("VTC_TEST_POSTGRES_DSN")
-	if base == "" {
-		t.Skip("VTC_TEST_POSTGRES_DSN not set")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("vtc_cli_%016x", rand.Uint64())
-	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if password != "" {
-		u.User = url.UserPassword(u.User.Username(), password)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return storetest.PostgresDSN(t, "vtc_cli", password)
 }
 
 // A cache and queue filled by lookup on SQLite move to PostgreSQL and back:

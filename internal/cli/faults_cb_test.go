@@ -3,8 +3,9 @@
 package cli
 
 import (
+	"github.com/vtconnector/vtconnector/internal/store/storetest"
+
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,38 +302,14 @@ func faultCbDown(t *testing.T, m faultMode, f *figure) {
 	f.close(t, b, took, began)
 }
 
-// postgresSchema creates a PostgreSQL schema of the scenario's own,
-// dropped at the end, and returns a DSN whose search_path points at it.
+// postgresSchema is a PostgreSQL schema of the scenario's own.
 func postgresSchema(t *testing.T, f *figure) string {
 	t.Helper()
-	base := os.Getenv("VTC_TEST_POSTGRES_DSN")
-	if base == "" {
-		f.NotRun = "VTC_TEST_POSTGRES_DSN not set"
+	if os.Getenv(storetest.EnvDSN) == "" {
+		f.NotRun = storetest.EnvDSN + " not set"
 		t.Skip(f.NotRun)
 	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("vtc_faults_%016x", rand.Uint64())
-	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return storetest.PostgresDSN(t, "vtc_faults", "")
 }
 
 // throughProxy returns dsn (a URL) with its host replaced by a proxy to

@@ -1,13 +1,13 @@
 package store
 
 import (
+	"github.com/vtconnector/vtconnector/internal/store/storetest"
+
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,37 +41,10 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
 	})
 }
 
-// postgresDSN creates a schema of its own for the test, dropped at the
-// end, and returns a DSN whose search_path points at it.
+// postgresDSN is a schema of the test's own, dropped at the end.
 func postgresDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("VTC_TEST_POSTGRES_DSN")
-	if base == "" {
-		t.Skip("VTC_TEST_POSTGRES_DSN not set")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("vtc_test_%016x", rand.Uint64())
-	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create test schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop test schema: %v", err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return storetest.PostgresDSN(t, "vtc_test", "")
 }
 
 // openStore opens dsn for the test and closes it at the end.

@@ -1,11 +1,10 @@
 package worker
 
 import (
+	"github.com/vtconnector/vtconnector/internal/store/storetest"
+
 	"context"
-	"database/sql"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -67,37 +66,7 @@ func (plainQueue) CompleteMany() {}
 
 // benchPostgresDSN is a fresh schema in VTC_TEST_POSTGRES_DSN's database.
 func benchPostgresDSN(b *testing.B) string {
-	base := os.Getenv("VTC_TEST_POSTGRES_DSN")
-	if base == "" {
-		b.Skip("VTC_TEST_POSTGRES_DSN not set")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		b.Fatal(err)
-	}
-	schema := fmt.Sprintf("vtc_bench_%016x", rand.Uint64())
-	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	sep := "?"
-	if containsQuery(base) {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
-
-func containsQuery(s string) bool {
-	for _, c := range s {
-		if c == '?' {
-			return true
-		}
-	}
-	return false
+	return storetest.PostgresDSN(b, "vtc_bench", "")
 }
 
 // BenchmarkPool: b.N queued items worked by a pool of 4 workers whose
