@@ -17,7 +17,9 @@ func newDBCmd(e *env) *cobra.Command {
 		Use:   "db",
 		Short: "Administer vtconnector's database (cache, work queue, quota)",
 		Long: `Administer the database that vtconnector's daemons and "lookup --db" use:
-an SQLite file (a path or sqlite://PATH) or a PostgreSQL URL (postgres://...).`,
+an SQLite file (a path or sqlite://PATH) or a PostgreSQL URL (postgres://...).
+Leave the password out of a URL given here (every user of the host can read
+the process list): the PostgreSQL driver takes it from PGPASSWORD or ~/.pgpass.`,
 	}
 	cmd.PersistentFlags().StringVar(&dsn, "db", "", "database: an SQLite path or a postgres:// URL (required)")
 	open := func(cmd *cobra.Command) (*store.Store, error) {

@@ -46,8 +46,9 @@ func newDBCopyCmd(e *env) *cobra.Command {
 		Use:   "copy --from DSN --to DSN",
 		Short: "Copy the whole database to another one (e.g. SQLite to PostgreSQL)",
 		Long:  dbCopyLong,
-		Example: `  vtconnector db copy --from /var/lib/vtconnector/vtconnector.db \
-    --to 'postgres://vtc:PASSWORD@db.example.org/vtconnector?sslmode=verify-full'`,
+		Example: `  # the password from PGPASSWORD or ~/.pgpass, not the command line (the process list)
+  PGPASSWORD=... vtconnector db copy --from /var/lib/vtconnector/vtconnector.db \
+    --to 'postgres://vtc@db.example.org/vtconnector?sslmode=verify-full'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if db, _ := cmd.Flags().GetString("db"); db != "" {
