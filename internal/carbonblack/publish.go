@@ -168,26 +168,13 @@ func (p *Publisher) refresh(ctx context.Context) (whole bool, err error) {
 func (p *Publisher) readAll(ctx context.Context) (feedChanges, error) {
 	start := p.now()
 	reports, source := map[string]Report{}, map[string]string{}
-	var pos store.ResultsAfter
-	for {
-		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
-		if err != nil {
-			return feedChanges{}, err
+	pos, err := p.walkChanged(ctx, store.ResultsAfter{}, func(key string, v Verdict) {
+		if rep, ok := p.report(v); ok {
+			reports[rep.ID], source[rep.ID] = rep, key
 		}
-		for _, r := range rs {
-			v, err := decodeVerdict(r)
-			if err != nil {
-				p.log.Warn("verdict unreadable; left out of the feed", "md5", r.Key, "error", err)
-				continue
-			}
-			if rep, ok := p.report(v); ok {
-				reports[rep.ID], source[rep.ID] = rep, r.Key
-			}
-		}
-		pos = next
-		if len(rs) < refreshPage {
-			break
-		}
+	})
+	if err != nil {
+		return feedChanges{}, err
 	}
 	all := make([]Report, 0, len(reports))
 	for _, r := range reports {
@@ -201,6 +188,30 @@ func (p *Publisher) readAll(ctx context.Context) (feedChanges, error) {
 	return fc, nil
 }
 
+// walkChanged calls fn with every readable verdict changed from pos on,
+// in the order they changed, page by page, and returns the position after
+// the last one. An unreadable verdict is logged and left out.
+func (p *Publisher) walkChanged(ctx context.Context, pos store.ResultsAfter, fn func(key string, v Verdict)) (store.ResultsAfter, error) {
+	for {
+		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
+		if err != nil {
+			return pos, err
+		}
+		for _, r := range rs {
+			v, err := decodeVerdict(r)
+			if err != nil {
+				p.log.Warn("verdict unreadable; left out of the feed", "md5", r.Key, "error", err)
+				continue
+			}
+			fn(r.Key, v)
+		}
+		pos = next
+		if len(rs) < refreshPage {
+			return pos, nil
+		}
+	}
+}
+
 // readChanged reads the verdicts that changed since the last read (with
 // changeOverlap) and updates the feed with the reports they make or
 // withdraw. Changes the feed refused stay pending for the next refresh.
@@ -209,33 +220,21 @@ func (p *Publisher) readChanged(ctx context.Context) (feedChanges, error) {
 	if p.pending == nil {
 		p.pending = map[string]*Report{}
 	}
-	for {
-		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
-		if err != nil {
-			return feedChanges{}, err
+	pos, err := p.walkChanged(ctx, pos, func(key string, v Verdict) {
+		rep, ok := p.report(v)
+		id := reportID(v.MD5)
+		switch from, had := p.source[id]; {
+		case ok:
+			p.pending[id], p.source[id] = &rep, key
+		case had && from == key:
+			// Its verdict no longer makes a report (a verdict of
+			// another key with the same MD5 may still).
+			p.pending[id] = nil
+			delete(p.source, id)
 		}
-		for _, r := range rs {
-			v, err := decodeVerdict(r)
-			if err != nil {
-				p.log.Warn("verdict unreadable; left out of the feed", "md5", r.Key, "error", err)
-				continue
-			}
-			rep, ok := p.report(v)
-			id := reportID(v.MD5)
-			switch from, had := p.source[id]; {
-			case ok:
-				p.pending[id], p.source[id] = &rep, r.Key
-			case had && from == r.Key:
-				// Its verdict no longer makes a report (a verdict of
-				// another key with the same MD5 may still).
-				p.pending[id] = nil
-				delete(p.source, id)
-			}
-		}
-		pos = next
-		if len(rs) < refreshPage {
-			break
-		}
+	})
+	if err != nil {
+		return feedChanges{}, err
 	}
 	if pos.At.After(p.pos.At) {
 		p.pos = pos
