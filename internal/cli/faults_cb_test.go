@@ -226,12 +226,7 @@ func faultCbSIGKILL(t *testing.T, m faultMode, f *figure) {
 	t.Logf("%d of %d kills landed with work open in the queue", busy, kills)
 	last := child(t, "carbonblack", "--config", w.confPth)
 	b, took := w.cbSettle(st, md5s, w.expected(t, md5s), pick(m, 3*time.Minute, time.Minute))
-	if err := last.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := last.Wait(); err != nil {
-		t.Errorf("graceful stop after SIGTERM: %v", err)
-	}
+	stopGracefully(t, last)
 	f.close(t, b, took, began)
 }
 
@@ -495,4 +490,15 @@ func stopOnce(t *testing.T, stop func() int) func() int {
 	}
 	t.Cleanup(func() { f() })
 	return f
+}
+
+// stopGracefully sends c SIGTERM and fails t unless it exits cleanly.
+func stopGracefully(t *testing.T, c *exec.Cmd) {
+	t.Helper()
+	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Errorf("graceful stop after SIGTERM: %v", err)
+	}
 }

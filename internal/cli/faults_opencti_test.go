@@ -369,12 +369,7 @@ func faultOctiSIGKILL(t *testing.T, m faultMode, f *figure) {
 	t.Logf("%d of %d kills landed with requests unfinished", busy, kills)
 	last := childEnv(t, env, "opencti")
 	b, took := l.settle(t, pick(m, 3*time.Minute, time.Minute))
-	if err := last.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := last.Wait(); err != nil {
-		t.Errorf("graceful stop after SIGTERM: %v", err)
-	}
+	stopGracefully(t, last)
 	f.close(t, b, took, began)
 }
 
