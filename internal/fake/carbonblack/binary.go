@@ -77,8 +77,11 @@ type Binary struct {
 	Fields map[string]any
 }
 
-// record is a binary as the server stores it.
+// record is a binary as the server stores it. A stored record is never
+// changed (an update stores a new one in its place), so a copy of the
+// binary list can be read without s.mu.
 type record struct {
+	pos     int    // index in s.order
 	md5     string // upper case
 	sha256  string // lower case, may be empty
 	added   time.Time
@@ -202,10 +205,6 @@ func (s *Server) addLocked(b Binary, raw map[string]any, key *[32]byte) Binary {
 		b.ServerAdded = old.added
 	}
 	rec.md5, rec.sha256, rec.added, rec.size = b.MD5, b.SHA256, b.ServerAdded, b.Size
-	if !seen {
-		s.order = append(s.order, rec)
-		s.insertByAdded(rec)
-	}
 	rec.copied = min(b.Size, maxCopiedLen)
 	if c, ok := toInt(raw["copied_mod_len"]); ok && raw != nil {
 		rec.copied = min(max(c, 0), b.Size)
@@ -219,11 +218,26 @@ func (s *Server) addLocked(b Binary, raw map[string]any, key *[32]byte) Binary {
 		rec.doc = s.buildDoc(&b, rec)
 	}
 	if seen {
-		*old = *rec // in place: s.order and s.byAdded hold old
+		s.replace(old, rec)
 	} else {
+		rec.pos = len(s.order)
 		s.binaries[b.MD5] = rec
+		s.order = append(s.order, rec)
+		s.insertByAdded(rec)
 	}
+	s.journal = append(s.journal, rec)
 	return b
+}
+
+// replace stores rec, a new version of the binary old, where old was (it
+// keeps old's server_added_timestamp, so its place in s.byAdded). s.mu
+// must be held.
+func (s *Server) replace(old, rec *record) {
+	rec.pos = old.pos
+	s.binaries[rec.md5] = rec
+	s.order[rec.pos] = rec
+	i := sort.Search(len(s.byAdded), func(i int) bool { return !addedBefore(s.byAdded[i], old) })
+	s.byAdded[i] = rec
 }
 
 // buildDoc returns the binary document of b with the key set and value

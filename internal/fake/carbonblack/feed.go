@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -117,13 +118,22 @@ type feed struct {
 	set   feedSettings
 	held  map[string]*heldReport
 	etag  string
-	byMD5 map[string][]string // upper-case md5 -> report ids
+	byMD5 map[string][]string // upper-case md5 -> report ids (see feedindex.go)
 	bySHA map[string][]string // lower-case sha256 -> report ids
+	// queries are the held reports with a "modules" query IOC.
+	queries map[string]*heldReport
+	// syncMu serialises the feed's synchronisations; it is taken before
+	// s.mu. held, etag, the indexes and queries change only under both, so
+	// a synchronisation may read them holding syncMu alone.
+	syncMu sync.Mutex
 }
 
+// heldReport is a report the server holds. Its Report never changes once
+// stored (a changed report is a new heldReport).
 type heldReport struct {
 	Report
 	applied time.Time
+	query   *heldQuery // nil without a "modules" query IOC
 }
 
 // Feeds returns the registered feeds by ID.
@@ -503,6 +513,7 @@ func (s *Server) handleFeedCreate(w http.ResponseWriter, r *http.Request) {
 	staged.pub.Name = doc.info.name
 	staged.setInfo(doc.info)
 	staged.held = map[string]*heldReport{}
+	staged.byMD5, staged.bySHA, staged.queries = indexHeld(staged.held)
 	s.feeds[staged.pub.ID] = staged
 	s.feedList = nil
 	out := staged.wire()
@@ -568,37 +579,24 @@ func (s *Server) handleFeedDelete(w http.ResponseWriter, r *http.Request) {
 // server synchronises in the background and answers at once, so a failed
 // fetch is only recorded in the feed's state, not in the answer). The body
 // {"full_sync": bool} is optional; without it the sync is full, cbapi's
-// default. A disabled feed is answered 409.
+// default. A disabled feed is answered 409. Only applying the prepared
+// changes holds s.mu: searches wait for that, not for the fetch or for
+// working through the document.
 func (s *Server) handleFeedSync(w http.ResponseWriter, r *http.Request) {
-	full := true
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+	full, err := syncBody(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "read body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		var body struct {
-			FullSync *bool `json:"full_sync"`
-		}
-		if err := json.Unmarshal(raw, &body); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_request", "body must be {\"full_sync\": true|false}")
-			return
-		}
-		if body.FullSync != nil {
-			full = *body.FullSync
-		}
-	}
-	s.mu.Lock()
-	f, ok := s.feedByPath(w, r)
+	f, ok := s.syncableFeed(w, r)
 	if !ok {
-		s.mu.Unlock()
 		return
 	}
-	if !f.pub.Enabled {
-		s.mu.Unlock()
-		writeError(w, http.StatusConflict, "feed_disabled", fmt.Sprintf("feed %d is disabled", f.pub.ID))
-		return
-	}
+	// One sync of a feed at a time: each starts from the reports and ETag
+	// the previous one left, and planSync reads them without s.mu.
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	s.mu.Lock()
 	id, conn, etag := f.pub.ID, f.pub, f.etag
 	s.mu.Unlock()
 	if full {
@@ -610,15 +608,19 @@ func (s *Server) handleFeedSync(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !fetched.notModified {
 		doc, err = parseFeed(fetched.body)
 	}
+	var p syncPlan
+	if err == nil {
+		p = s.planSync(f, doc, fetched, full)
+	}
 
 	s.mu.Lock()
-	f, ok = s.feeds[id]
+	ok = s.feeds[id] == f
 	if ok {
 		if err != nil {
 			f.pub.SyncFailures++
 			f.pub.LastError = err.Error()
 		} else {
-			s.applySync(f, doc, fetched, full)
+			s.applySync(f, p)
 		}
 	}
 	s.mu.Unlock()
@@ -640,71 +642,133 @@ func (s *Server) handleFeedSync(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"result": "success"})
 }
 
-// applySync stores a fetched document. An incremental sync takes new
-// reports and reports whose timestamp changed; a full one replaces the
-// reports (withdrawing those no longer in the feed). s.mu must be held.
-func (s *Server) applySync(f *feed, doc parsedFeed, fetched fetchResult, full bool) {
-	at := s.now()
-	f.pub.Syncs++
-	if full {
-		f.pub.FullSyncs++
+// syncBody reads whether a synchronize request asks for a full sync.
+func syncBody(r *http.Request) (bool, error) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+	if err != nil {
+		return false, fmt.Errorf("read body: %w", err)
 	}
-	f.pub.LastSync, f.pub.LastSyncFull, f.pub.LastSyncNotModified = at, full, fetched.notModified
-	f.pub.LastError = ""
-	f.pub.LastApplied, f.pub.LastRemoved = []string{}, []string{}
-	if fetched.notModified {
-		return
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return true, nil
 	}
-	f.etag = fetched.etag
-	f.setInfo(doc.info)
-	f.pub.LastFetched, f.pub.Rejected, f.pub.Warnings = doc.reports, doc.rejected, doc.warnings
-	inFeed := map[string]bool{}
-	for _, r := range doc.reports {
-		inFeed[r.ID] = true
-		old, ok := f.held[r.ID]
-		switch {
-		case !ok, old.Timestamp != r.Timestamp, full && !reflect.DeepEqual(old.Report, r):
-			f.held[r.ID] = &heldReport{Report: cloneReport(r), applied: at}
-			f.pub.LastApplied = append(f.pub.LastApplied, r.ID)
-		}
+	var body struct {
+		FullSync *bool `json:"full_sync"`
 	}
-	if full {
-		for _, id := range slices.Sorted(maps.Keys(f.held)) {
-			if !inFeed[id] {
-				delete(f.held, id)
-				f.pub.LastRemoved = append(f.pub.LastRemoved, id)
-			}
-		}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return false, errors.New("body must be {\"full_sync\": true|false}")
 	}
-	s.index(f)
+	return body.FullSync == nil || *body.FullSync, nil
 }
 
-// index rebuilds f's IOC indexes, running its "modules" query IOCs over the
-// binaries. s.mu must be held.
-func (s *Server) index(f *feed) {
-	f.byMD5, f.bySHA = map[string][]string{}, map[string][]string{}
-	for _, id := range slices.Sorted(maps.Keys(f.held)) {
-		h := f.held[id]
-		for _, m := range h.MD5 {
-			f.byMD5[strings.ToUpper(m)] = append(f.byMD5[strings.ToUpper(m)], id)
-		}
-		for _, m := range h.SHA256 {
-			f.bySHA[strings.ToLower(m)] = append(f.bySHA[strings.ToLower(m)], id)
-		}
-		if h.Query == nil || h.Query.IndexType != "modules" {
-			continue
-		}
-		q, err := modulesQuery(h.Query.SearchQuery)
-		if err != nil {
-			f.pub.Warnings = append(f.pub.Warnings, fmt.Sprintf("report %s: query IOC not supported by the simulator: %v", id, err))
-			continue
-		}
-		for _, rec := range s.order {
-			if q.match(&docView{rec: rec}) {
-				f.byMD5[rec.md5] = append(f.byMD5[rec.md5], id)
-			}
+// syncableFeed returns the feed of the path, answering 404 when there is
+// none and 409 when it is disabled.
+func (s *Server) syncableFeed(w http.ResponseWriter, r *http.Request) (*feed, bool) {
+	s.mu.Lock()
+	f, ok := s.feedByPath(w, r)
+	disabled := ok && !f.pub.Enabled
+	var id int
+	if ok {
+		id = f.pub.ID
+	}
+	s.mu.Unlock()
+	if disabled {
+		writeError(w, http.StatusConflict, "feed_disabled", fmt.Sprintf("feed %d is disabled", id))
+		return nil, false
+	}
+	return f, ok
+}
+
+// syncPlan is a synchronisation prepared without s.mu, for applySync.
+type syncPlan struct {
+	full    bool
+	fetched fetchResult
+	doc     parsedFeed
+	at      time.Time
+	// applied are the new and changed reports, in document order, their
+	// query IOCs already run.
+	applied []*heldReport
+	// A full sync's reports (unchanged ones shared with the feed's), their
+	// indexes, and the ids it withdraws.
+	held         map[string]*heldReport
+	byMD5, bySHA map[string][]string
+	queries      map[string]*heldReport
+	removed      []string
+}
+
+// planSync prepares the synchronisation of a fetched document: an
+// incremental sync takes new reports and reports whose timestamp changed;
+// a full one replaces the reports (withdrawing those no longer in the
+// feed), so it builds the new reports' indexes here. f.syncMu must be held
+// and s.mu not.
+func (s *Server) planSync(f *feed, doc parsedFeed, fetched fetchResult, full bool) syncPlan {
+	p := syncPlan{full: full, fetched: fetched, doc: doc, at: s.now()}
+	if fetched.notModified {
+		return p
+	}
+	for _, r := range doc.reports {
+		old, ok := f.held[r.ID]
+		if !ok || old.Timestamp != r.Timestamp || full && !reflect.DeepEqual(old.Report, r) {
+			p.applied = append(p.applied, newHeld(r, p.at))
 		}
 	}
+	s.runQueries(p.applied)
+	if full {
+		p.replaceAll(f.held)
+	}
+	return p
+}
+
+// replaceAll builds a full sync's reports from the document's, sharing the
+// unchanged ones of old, and their indexes.
+func (p *syncPlan) replaceAll(old map[string]*heldReport) {
+	p.held = make(map[string]*heldReport, len(p.doc.reports))
+	for _, r := range p.doc.reports {
+		p.held[r.ID] = old[r.ID]
+	}
+	for _, h := range p.applied {
+		p.held[h.ID] = h
+	}
+	p.removed = []string{}
+	for id := range old {
+		if _, ok := p.held[id]; !ok {
+			p.removed = append(p.removed, id)
+		}
+	}
+	slices.Sort(p.removed)
+	p.byMD5, p.bySHA, p.queries = indexHeld(p.held)
+}
+
+// applySync stores a planned synchronisation: it swaps in a full sync's
+// reports and indexes, or moves the index entries of an incremental one's
+// reports, then runs the query IOCs over the binaries stored meanwhile.
+// s.mu must be held.
+func (s *Server) applySync(f *feed, p syncPlan) {
+	f.pub.Syncs++
+	if p.full {
+		f.pub.FullSyncs++
+	}
+	f.pub.LastSync, f.pub.LastSyncFull, f.pub.LastSyncNotModified = p.at, p.full, p.fetched.notModified
+	f.pub.LastError = ""
+	f.pub.LastApplied, f.pub.LastRemoved = []string{}, []string{}
+	if p.fetched.notModified {
+		return
+	}
+	f.etag = p.fetched.etag
+	f.setInfo(p.doc.info)
+	f.pub.LastFetched, f.pub.Rejected = p.doc.reports, p.doc.rejected
+	for _, h := range p.applied {
+		f.pub.LastApplied = append(f.pub.LastApplied, h.ID)
+	}
+	if p.full {
+		f.held, f.byMD5, f.bySHA, f.queries = p.held, p.byMD5, p.bySHA, p.queries
+		f.pub.LastRemoved = p.removed
+	} else {
+		for _, h := range p.applied {
+			f.put(h)
+		}
+	}
+	s.catchUp(f)
+	f.pub.Warnings = append(p.doc.warnings, f.queryWarnings()...)
 }
 
 // modulesQuery compiles the search_query of a "modules" query IOC: each is

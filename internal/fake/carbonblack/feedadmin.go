@@ -24,12 +24,13 @@ func (s *Server) SeedFeed(f Feed) int {
 	f.ManuallyAdded = true
 	nf := &feed{pub: f, held: map[string]*heldReport{}}
 	for _, r := range f.Reports {
-		nf.held[r.ID] = &heldReport{Report: cloneReport(r), applied: s.now()}
+		nf.held[r.ID] = newHeld(r, s.now())
 	}
 	nf.pub.Reports = nil
 	s.feeds[f.ID] = nf
 	s.feedList = nil
 	s.index(nf)
+	nf.pub.Warnings = append(nf.pub.Warnings, nf.queryWarnings()...)
 	return f.ID
 }
 

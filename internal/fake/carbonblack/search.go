@@ -230,16 +230,18 @@ func sortValue(d *docView, k sortKey) (any, bool) {
 // then md5 (the order of a search sorted by server_added_timestamp).
 // s.mu must be held.
 func (s *Server) insertByAdded(rec *record) {
-	less := func(a, b *record) bool {
-		return a.added.Before(b.added) || a.added.Equal(b.added) && a.md5 < b.md5
-	}
 	n := len(s.byAdded)
-	if n == 0 || less(s.byAdded[n-1], rec) { // binaries mostly arrive in order
+	if n == 0 || addedBefore(s.byAdded[n-1], rec) { // binaries mostly arrive in order
 		s.byAdded = append(s.byAdded, rec)
 		return
 	}
-	i := sort.Search(n, func(i int) bool { return less(rec, s.byAdded[i]) })
+	i := sort.Search(n, func(i int) bool { return addedBefore(rec, s.byAdded[i]) })
 	s.byAdded = slices.Insert(s.byAdded, i, rec)
+}
+
+// addedBefore is the order of s.byAdded: server_added_timestamp, then md5.
+func addedBefore(a, b *record) bool {
+	return a.added.Before(b.added) || a.added.Equal(b.added) && a.md5 < b.md5
 }
 
 // walkByAdded calls fn for the binaries whose server_added_timestamp is in

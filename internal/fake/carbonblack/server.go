@@ -97,6 +97,9 @@ type Server struct {
 	binaries map[string]*record
 	order    []*record // insertion order, for deterministic iteration
 	byAdded  []*record // by server_added_timestamp, then md5: searches sorted by it
+	// journal is every record stored, in order (an updated binary again):
+	// what feeds' query IOCs catch up on (see [Server.catchUp]).
+	journal  []*record
 	sensors  map[string]int
 	synthSeq uint64
 	facetSeq int64
