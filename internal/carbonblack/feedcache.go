@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -201,9 +202,6 @@ type feedChanges struct{ changed, withdrawn int }
 func (fc feedChanges) any() bool { return fc.changed+fc.withdrawn > 0 }
 
 func (c *FeedCache) render(info FeedInfo, reports []Report) (feedChanges, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-
 	var (
 		wg   sync.WaitGroup
 		errs []error
@@ -214,24 +212,201 @@ func (c *FeedCache) render(info FeedInfo, reports []Report) (feedChanges, error)
 		sorted[i] = &reports[i]
 	}
 	slices.SortStableFunc(sorted, func(a, b *Report) int { return strings.Compare(a.ID, b.ID) })
-	var (
-		changes []reportChange
-		built   []*feedChunk
-		err     error
-	)
-	if len(c.chunks) == 0 {
-		built, err = buildChunks(sorted)
-	} else {
-		changes, err = c.diff(sorted)
-	}
 	wg.Wait()
 	if len(errs) > 0 {
 		return feedChanges{}, fmt.Errorf("carbonblack: render feed: %w", errors.Join(errs...))
 	}
+	return c.rerender(info, false, func(emit func(*Report)) error {
+		for _, r := range sorted {
+			emit(r)
+		}
+		return nil
+	})
+}
+
+// rerender makes the reports walk emits the whole feed, like Render, but
+// without holding them all: walk emits them one at a time, best in
+// order of id (as the store's key order gives them), and each chunk of
+// the cache is compared, in parallel, with the new reports of its range
+// as soon as the walk has passed it. Only a few chunks' worth of reports
+// and the changes (the reports that differ from the cached ones, the ids
+// withdrawn) are held; an empty cache is built chunk by chunk. Reports
+// emitted out of order are held aside and applied at the end, a later
+// one with an id replacing an earlier one. When check, each report is
+// validated as it comes (ids are unique by construction: a repeated id is
+// a later version). A walk that fails, or a report that is invalid,
+// changes nothing.
+func (c *FeedCache) rerender(info FeedInfo, check bool, walk func(emit func(*Report)) error) (feedChanges, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rr := &rerendering{c: c, check: check, chunks: c.chunks, strays: map[string]*Report{}}
+	rr.start()
+	err := walk(rr.add)
+	rr.finish(err == nil)
 	if err != nil {
 		return feedChanges{}, err
 	}
-	return c.apply(info, changes, built)
+	if len(rr.v.errs) > 0 {
+		return feedChanges{}, fmt.Errorf("carbonblack: render feed: %w", errors.Join(rr.v.errs...))
+	}
+	if err := errors.Join(rr.errs...); err != nil {
+		return feedChanges{}, err
+	}
+	changes, err := rr.changes()
+	if err != nil {
+		return feedChanges{}, err
+	}
+	building, hadHead := len(c.chunks) == 0, c.head
+	fc, err := c.apply(info, changes, rr.built)
+	if err == nil && building {
+		// Every report of a feed built anew is new (apply would count a
+		// report emitted twice twice).
+		fc.changed = c.reports
+		if head, _ := encodeHead(info); hadHead != nil && !bytes.Equal(head, hadHead) {
+			fc.changed++
+		}
+	}
+	return fc, err
+}
+
+// rerendering is one rerender under way.
+type rerendering struct {
+	c      *FeedCache
+	check  bool
+	v      feedValidator
+	chunks []*feedChunk // the cache's chunks, compared with the new reports; none: build
+	ci     int          // the chunk (or, building, the new chunk) batch belongs to
+	batch  []*Report
+	n      int    // reports emitted
+	last   string // the id of the last report emitted in order
+	strays map[string]*Report
+
+	jobs  chan func()
+	wg    sync.WaitGroup
+	mu    sync.Mutex // guards what follows, written by the workers
+	per   [][]reportChange
+	built []*feedChunk
+	errs  []error
+}
+
+// start starts the workers; the walk waits when they are all busy and as
+// many chunks are waiting, which bounds what is held.
+func (rr *rerendering) start() {
+	n := runtime.GOMAXPROCS(0)
+	rr.jobs = make(chan func(), n)
+	rr.per = make([][]reportChange, len(rr.chunks))
+	for range n {
+		rr.wg.Go(func() {
+			for job := range rr.jobs {
+				job()
+			}
+		})
+	}
+}
+
+// add takes the next report of the walk.
+func (rr *rerendering) add(r *Report) {
+	i := rr.n
+	rr.n++
+	if rr.check && !rr.v.full() {
+		rr.v.report(i, r)
+	}
+	if len(rr.v.errs) > 0 {
+		return // refused anyway: only look for more problems
+	}
+	if i > 0 && r.ID <= rr.last {
+		rr.strays[r.ID] = r
+		return
+	}
+	rr.last = r.ID
+	if len(rr.chunks) == 0 {
+		if rr.batch = append(rr.batch, r); len(rr.batch) == chunkTarget {
+			rr.flush()
+		}
+		return
+	}
+	// Chunk ci holds the ids from its first to the next chunk's first
+	// (the first chunk also those before, the last those after).
+	for rr.ci+1 < len(rr.chunks) && r.ID >= rr.chunks[rr.ci+1].ids[0] {
+		rr.flush()
+	}
+	rr.batch = append(rr.batch, r)
+}
+
+// flush hands the batch to a worker: compared with chunk ci, or built
+// into new chunk ci; the next batch belongs to ci+1.
+func (rr *rerendering) flush() {
+	ci, rs := rr.ci, rr.batch
+	rr.ci, rr.batch = rr.ci+1, nil
+	if len(rr.chunks) == 0 {
+		rr.jobs <- func() {
+			ch, err := buildChunk(rs, ci == 0)
+			rr.mu.Lock()
+			defer rr.mu.Unlock()
+			if err != nil {
+				rr.errs = append(rr.errs, err)
+				return
+			}
+			for len(rr.built) <= ci {
+				rr.built = append(rr.built, nil)
+			}
+			rr.built[ci] = ch
+		}
+		return
+	}
+	ch := rr.chunks[ci]
+	rr.jobs <- func() {
+		out, err := diffChunk(ch, rs)
+		rr.mu.Lock()
+		defer rr.mu.Unlock()
+		if err != nil {
+			rr.errs = append(rr.errs, err)
+			return
+		}
+		rr.per[ci] = out
+	}
+}
+
+// finish flushes what is left, unless the walk failed (every chunk not
+// reached is compared with no report: all of its reports are withdrawn),
+// and waits for the workers.
+func (rr *rerendering) finish(walked bool) {
+	if walked && len(rr.v.errs) == 0 {
+		switch {
+		case len(rr.chunks) == 0 && len(rr.batch) > 0:
+			rr.flush()
+		case len(rr.chunks) > 0:
+			for rr.ci < len(rr.chunks) {
+				rr.flush()
+			}
+		}
+	}
+	close(rr.jobs)
+	rr.wg.Wait()
+}
+
+// changes are the changes found, with the reports emitted out of order:
+// each replaces whatever the ordered walk said of its id.
+func (rr *rerendering) changes() ([]reportChange, error) {
+	out := slices.Concat(rr.per...)
+	if len(rr.strays) == 0 {
+		return out, nil
+	}
+	out = slices.DeleteFunc(out, func(rc reportChange) bool { return rr.strays[rc.id] != nil })
+	ids := slices.Sorted(maps.Keys(rr.strays))
+	rs := make([]*Report, len(ids))
+	for i, id := range ids {
+		rs[i] = rr.strays[id]
+	}
+	encs, err := encodeReports(rs)
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range ids {
+		out = append(out, reportChange{id: id, enc: encs[i]})
+	}
+	slices.SortFunc(out, func(a, b reportChange) int { return strings.Compare(a.id, b.id) })
+	return out, nil
 }
 
 // encodeRun encodes reports into text, each preceded by its separator in
@@ -257,95 +432,68 @@ func encodeRun(text *bytes.Buffer, rs []*Report, sep, first bool) ([]span, error
 	return spans, nil
 }
 
-// buildChunks renders reports (sorted by id) into chunks of chunkTarget,
-// in parallel, each encoded straight into a reused buffer and compressed:
-// only the compressed chunks are held, never the feed's whole text.
-func buildChunks(sorted []*Report) ([]*feedChunk, error) {
-	chunks := make([]*feedChunk, (len(sorted)+chunkTarget-1)/chunkTarget)
-	errs := make([]error, len(chunks))
-	parallel(len(chunks), 1, func(ci int) {
-		rs := sorted[ci*chunkTarget : min((ci+1)*chunkTarget, len(sorted))]
-		bp := getBuf(len(rs) * 1024)
-		defer putBuf(bp)
-		text := bytes.NewBuffer((*bp)[:0])
-		spans, err := encodeRun(text, rs, true, ci == 0)
-		*bp = text.Bytes()
-		if err != nil {
-			errs[ci] = err
-			return
-		}
-		ch := &feedChunk{ids: make([]string, len(rs)), spans: spans, first: ci == 0}
-		for k, r := range rs {
-			ch.ids[k] = r.ID
-		}
-		ch.piece = renderPiece(text.Bytes(), false, false)
-		chunks[ci] = ch
-	})
-	return chunks, errors.Join(errs...)
+// buildChunk renders reports (sorted by id) into a new chunk, encoded
+// straight into a reused buffer and compressed: only the compressed
+// chunk is held.
+func buildChunk(rs []*Report, first bool) (*feedChunk, error) {
+	bp := getBuf(len(rs) * 1024)
+	defer putBuf(bp)
+	text := bytes.NewBuffer((*bp)[:0])
+	spans, err := encodeRun(text, rs, true, first)
+	*bp = text.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	ch := &feedChunk{ids: make([]string, len(rs)), spans: spans, first: first}
+	for k, r := range rs {
+		ch.ids[k] = r.ID
+	}
+	ch.piece = renderPiece(text.Bytes(), false, false)
+	return ch, nil
 }
 
-// diff merges the current reports with the new ones (sorted by id) into
-// the changes: the reports added or changed, and the ones withdrawn. Each
-// chunk is compared on its own (in parallel): its text decompressed and
-// the new reports in its range encoded into buffers of its own, so that
-// the feed's whole text is never held at once; only the changes' JSON is
-// kept.
-func (c *FeedCache) diff(sorted []*Report) ([]reportChange, error) {
-	// The new reports chunk ci covers: from its first id (the first chunk
-	// also takes those before) to the next chunk's.
-	bound := func(ci int) int {
-		switch ci {
-		case 0:
-			return 0
-		case len(c.chunks):
-			return len(sorted)
-		}
-		i, _ := slices.BinarySearchFunc(sorted, c.chunks[ci].ids[0], func(r *Report, id string) int { return strings.Compare(r.ID, id) })
-		return i
+// diffChunk compares a chunk with the new reports of its range (sorted by
+// id) and returns the changes: the reports added or changed, and the ones
+// withdrawn. The chunk's text is decompressed and the new reports encoded
+// into buffers of its own, so that the feed's whole text is never held at
+// once; only the changes' JSON is kept. It only reads the chunk.
+func diffChunk(ch *feedChunk, rs []*Report) ([]reportChange, error) {
+	bp, np := getBuf(ch.size), getBuf(ch.size+ch.size/8)
+	defer putBuf(bp)
+	defer putBuf(np)
+	text := (*bp)[:ch.size]
+	inflate(ch.gz, text)
+	nbuf := bytes.NewBuffer((*np)[:0])
+	spans, err := encodeRun(nbuf, rs, false, false)
+	*np = nbuf.Bytes()
+	if err != nil {
+		return nil, err
 	}
-	per := make([][]reportChange, len(c.chunks))
-	errs := make([]error, len(c.chunks))
-	parallel(len(c.chunks), 1, func(ci int) {
-		ch, lo, hi := c.chunks[ci], bound(ci), bound(ci+1)
-		bp, np := getBuf(ch.size), getBuf(ch.size+ch.size/8)
-		defer putBuf(bp)
-		defer putBuf(np)
-		text := (*bp)[:ch.size]
-		inflate(ch.gz, text)
-		nbuf := bytes.NewBuffer((*np)[:0])
-		spans, err := encodeRun(nbuf, sorted[lo:hi], false, false)
-		*np = nbuf.Bytes()
-		if err != nil {
-			errs[ci] = err
-			return
+	enc := func(i int) []byte {
+		sp := spans[i]
+		return bytes.Clone(nbuf.Bytes()[sp.off : sp.off+sp.n])
+	}
+	var out []reportChange
+	i := 0
+	for k, id := range ch.ids {
+		for i < len(rs) && rs[i].ID < id {
+			out = append(out, reportChange{id: rs[i].ID, enc: enc(i)})
+			i++
 		}
-		enc := func(i int) []byte {
-			sp := spans[i-lo]
-			return bytes.Clone(nbuf.Bytes()[sp.off : sp.off+sp.n])
-		}
-		var out []reportChange
-		i := lo
-		for k, id := range ch.ids {
-			for i < hi && sorted[i].ID < id {
-				out = append(out, reportChange{id: sorted[i].ID, enc: enc(i)})
-				i++
+		if i < len(rs) && rs[i].ID == id {
+			old, sp := ch.spans[k], spans[i]
+			if !bytes.Equal(nbuf.Bytes()[sp.off:sp.off+sp.n], text[old.off:old.off+old.n]) {
+				out = append(out, reportChange{id: id, enc: enc(i)})
 			}
-			if i < hi && sorted[i].ID == id {
-				old, sp := ch.spans[k], spans[i-lo]
-				if !bytes.Equal(nbuf.Bytes()[sp.off:sp.off+sp.n], text[old.off:old.off+old.n]) {
-					out = append(out, reportChange{id: id, enc: enc(i)})
-				}
-				i++
-				continue
-			}
-			out = append(out, reportChange{id: id}) // withdrawn
+			i++
+			continue
 		}
-		for ; i < hi; i++ {
-			out = append(out, reportChange{id: sorted[i].ID, enc: enc(i)})
-		}
-		per[ci] = out
-	})
-	return slices.Concat(per...), errors.Join(errs...)
+		out = append(out, reportChange{id: id}) // withdrawn
+	}
+	for ; i < len(rs); i++ {
+		out = append(out, reportChange{id: rs[i].ID, enc: enc(i)})
+	}
+	return out, nil
 }
 
 // Update applies changes to the feed: for each report id, its new report,

@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -412,4 +413,150 @@ func TestCRC32Combine(t *testing.T) {
 			t.Errorf("combine of %d and %d bytes = %08x, want %08x", len(a), n, got, want)
 		}
 	}
+}
+
+// TestFeedCacheRerender feeds rerender (the publisher's whole re-read)
+// streams of reports, mostly in id order with some out of order and some
+// ids repeated (a later one wins), against caches empty and full, and
+// checks each time that the body is the whole-feed encoding of the
+// reports, that it counts what changed and what was withdrawn, that a
+// failed walk or an invalid report changes nothing, and that an
+// unchanged feed keeps its snapshot.
+func TestFeedCacheRerender(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	info := DefaultFeedInfo()
+	report := func(i, score int) Report {
+		v := Verdict{MD5: fmt.Sprintf("%032X", i*7919), Found: true, Positives: 1 + score%60, Total: 70,
+			Label: "trojan/" + strconv.Itoa(score), UpdatedAt: time.Unix(1700000000+int64(score), 0)}
+		return BuildReports([]Verdict{v}, FeedOptions{})[0]
+	}
+	// stream emits want's reports in id order, except that some come
+	// late, and some are emitted first with other content and again
+	// later with theirs.
+	stream := func(want map[string]Report) func(emit func(*Report)) error {
+		ids := slices.Sorted(maps.Keys(want))
+		var late []Report
+		return func(emit func(*Report)) error {
+			for _, id := range ids {
+				r := want[id]
+				switch k := rng.IntN(50); {
+				case k == 0:
+					late = append(late, r)
+					continue
+				case k == 1:
+					decoy := r
+					decoy.Score = 1 + (r.Score+1)%100
+					emit(&decoy)
+					late = append(late, r)
+					continue
+				}
+				emit(&r)
+			}
+			for i := range late {
+				emit(&late[i])
+			}
+			return nil
+		}
+	}
+	c := NewFeedCache()
+	want := map[string]Report{}
+	next := 0
+	for step := range 12 {
+		before := maps.Clone(want)
+		changed, withdrawn := 0, 0
+		switch {
+		case step == 0: // an empty feed
+		case step == 1 || step == 8: // many new reports (8: into a full cache)
+			for range 3000 {
+				r := report(next, rng.IntN(1000))
+				next++
+				want[r.ID] = r
+			}
+		case step == 5: // nothing changes
+		case step == 10: // everything withdrawn
+			clear(want)
+		default:
+			for range 1 + rng.IntN(300) {
+				switch k := rng.IntN(3); {
+				case k == 0 || len(want) == 0:
+					r := report(next, rng.IntN(1000))
+					next++
+					want[r.ID] = r
+				case k == 1:
+					id := randomKey(rng, want)
+					r := want[id]
+					r.Score = 1 + (r.Score+7)%100
+					want[id] = r
+				default:
+					delete(want, randomKey(rng, want))
+				}
+			}
+		}
+		for id, r := range want {
+			if old, ok := before[id]; !ok || !reflect.DeepEqual(old, r) {
+				changed++
+			}
+		}
+		for id := range before {
+			if _, ok := want[id]; !ok {
+				withdrawn++
+			}
+		}
+		snap := c.Current()
+		fc, err := c.rerender(info, true, stream(want))
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if exp := legacyEncodeFeed(t, info, slices.Collect(maps.Values(want))); !bytes.Equal(c.Current().Body(), exp) {
+			t.Fatalf("step %d: body differs from the whole-feed encoding (%d bytes, want %d)", step, len(c.Current().Body()), len(exp))
+		}
+		if step > 0 && (fc.changed != changed || fc.withdrawn != withdrawn) {
+			t.Errorf("step %d: counted %d changed, %d withdrawn; want %d, %d", step, fc.changed, fc.withdrawn, changed, withdrawn)
+		}
+		if step > 0 && changed+withdrawn == 0 && c.Current() != snap {
+			t.Errorf("step %d: nothing changed but the snapshot was replaced", step)
+		}
+		if c.Current().Reports != len(want) {
+			t.Errorf("step %d: %d reports, want %d", step, c.Current().Reports, len(want))
+		}
+	}
+	for range 2000 {
+		r := report(next, rng.IntN(1000))
+		next++
+		want[r.ID] = r
+	}
+	if _, err := c.rerender(info, true, stream(want)); err != nil {
+		t.Fatal(err)
+	}
+	snap, body := c.Current(), c.Current().Body()
+
+	t.Run("a failed walk changes nothing", func(t *testing.T) {
+		boom := errors.New("store gone")
+		_, err := c.rerender(info, true, func(emit func(*Report)) error {
+			for i := range 100 {
+				r := report(next+i, 1)
+				emit(&r)
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) || c.Current() != snap || !bytes.Equal(c.Current().Body(), body) {
+			t.Errorf("err %v; snapshot replaced %v", err, c.Current() != snap)
+		}
+	})
+	t.Run("an invalid report is refused and nothing changes", func(t *testing.T) {
+		_, err := c.rerender(info, true, func(emit func(*Report)) error {
+			for _, id := range slices.Sorted(maps.Keys(want)) {
+				r := want[id]
+				if id == slices.Max(slices.Collect(maps.Keys(want))) {
+					r.Title = "two\nlines"
+				}
+				emit(&r)
+			}
+			return nil
+		})
+		var fe *FeedError
+		if !errors.As(err, &fe) || fe.Field != "title" || c.Current() != snap {
+			t.Errorf("err %v (want a title FeedError); snapshot replaced %v", err, c.Current() != snap)
+		}
+	})
 }

@@ -18,6 +18,8 @@ import (
 // index read verdicts from.
 type resultLister interface {
 	ListResultsChanged(ctx context.Context, ns string, pos store.ResultsAfter, limit int) ([]store.Result, store.ResultsAfter, error)
+	ListResultsByKey(ctx context.Context, ns, from string, back bool, limit int) ([]store.Result, error)
+	RecentResults(ctx context.Context, ns string, n int) ([]store.Result, error)
 }
 
 // resultPager is the part of the store the HTML index pages through.
@@ -78,7 +80,14 @@ type syncer interface{ MarkDirty(full bool) }
 // not to every stored verdict or every report. The read goes back
 // changeOverlap before the last change seen, for writers whose
 // transactions committed late, and everything is read again every
-// fullEvery.
+// fullEvery: in key order, which is the order of the reports' ids, so
+// that the cache compares each of its chunks with the new reports of its
+// range as the read passes it, never holding the whole feed.
+//
+// A verdict makes the report Binary_<its MD5>; it is stored under its
+// MD5 in upper case. One stored under any other key (a damaged or foreign
+// row) is left out with a warning, so that each report comes from one
+// verdict and the key order is the report order.
 type Publisher struct {
 	st       resultLister
 	cache    *FeedCache
@@ -92,8 +101,8 @@ type Publisher struct {
 	rendered chan struct{} // closed after the first successful render
 	once     sync.Once
 
-	mu       sync.Mutex        // serialises refreshes; guards what follows
-	source   map[string]string // report id → key of the verdict it comes from; nil before the first read
+	mu       sync.Mutex // serialises refreshes; guards what follows
+	read     bool       // every verdict has been read once
 	pending  map[string]*Report
 	pos      store.ResultsAfter
 	lastFull time.Time
@@ -140,7 +149,7 @@ func (p *Publisher) Refresh(ctx context.Context) error {
 func (p *Publisher) refresh(ctx context.Context) (whole bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	first := p.source == nil
+	first := !p.read
 	var fc feedChanges
 	if first || p.now().Sub(p.lastFull) >= fullEvery {
 		// Render validates, and refuses a feed Carbon Black would
@@ -164,52 +173,88 @@ func (p *Publisher) refresh(ctx context.Context) (whole bool, err error) {
 	return whole, nil
 }
 
-// readAll reads every verdict and makes their reports the feed.
+// readAll reads every verdict, in key order, and makes their reports the
+// feed (FeedCache.rerender).
 func (p *Publisher) readAll(ctx context.Context) (feedChanges, error) {
 	start := p.now()
-	reports, source := map[string]Report{}, map[string]string{}
-	pos, err := p.walkChanged(ctx, store.ResultsAfter{}, func(key string, v Verdict) {
-		if rep, ok := p.report(v); ok {
-			reports[rep.ID], source[rep.ID] = rep, key
-		}
+	// The changes read next start from the last one made before this
+	// read (those made during it may be read twice, which is harmless).
+	var pos store.ResultsAfter
+	last, err := p.st.RecentResults(ctx, ResultsNS, 1)
+	if err != nil {
+		return feedChanges{}, err
+	}
+	if len(last) > 0 {
+		pos = store.ResultsAfter{At: last[0].UpdatedAt, Key: last[0].Key}
+	}
+	fc, err := p.cache.rerender(p.info, true, func(emit func(*Report)) error {
+		return p.walkKeys(ctx, func(v Verdict) {
+			if rep, ok := p.report(v); ok {
+				emit(&rep)
+			}
+		})
 	})
 	if err != nil {
 		return feedChanges{}, err
 	}
-	all := make([]Report, 0, len(reports))
-	for _, r := range reports {
-		all = append(all, r)
-	}
-	fc, err := p.cache.render(p.info, all)
-	if err != nil {
-		return feedChanges{}, err
-	}
-	p.source, p.pending, p.pos, p.lastFull = source, nil, pos, start
+	p.read, p.pending, p.pos, p.lastFull = true, nil, pos, start
 	return fc, nil
 }
 
-// walkChanged calls fn with every readable verdict changed from pos on,
-// in the order they changed, page by page, and returns the position after
-// the last one. An unreadable verdict is logged and left out.
-func (p *Publisher) walkChanged(ctx context.Context, pos store.ResultsAfter, fn func(key string, v Verdict)) (store.ResultsAfter, error) {
+// walkKeys calls fn with every usable verdict in key order, page by page.
+func (p *Publisher) walkKeys(ctx context.Context, fn func(v Verdict)) error {
+	from := ""
+	for {
+		rs, err := p.st.ListResultsByKey(ctx, ResultsNS, from, false, refreshPage)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if v, ok := p.decode(r); ok {
+				fn(v)
+			}
+		}
+		if len(rs) < refreshPage {
+			return nil
+		}
+		from = rs[len(rs)-1].Key
+	}
+}
+
+// walkChanged calls fn with every usable verdict changed from pos on, in
+// the order they changed, page by page, and returns the position after
+// the last one.
+func (p *Publisher) walkChanged(ctx context.Context, pos store.ResultsAfter, fn func(v Verdict)) (store.ResultsAfter, error) {
 	for {
 		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
 		if err != nil {
 			return pos, err
 		}
 		for _, r := range rs {
-			v, err := decodeVerdict(r)
-			if err != nil {
-				p.log.Warn("verdict unreadable; left out of the feed", "md5", r.Key, "error", err)
-				continue
+			if v, ok := p.decode(r); ok {
+				fn(v)
 			}
-			fn(r.Key, v)
 		}
 		pos = next
 		if len(rs) < refreshPage {
 			return pos, nil
 		}
 	}
+}
+
+// decode reads a stored verdict; one that is unreadable, or stored under
+// another key than its MD5 in upper case, is logged and left out.
+func (p *Publisher) decode(r store.Result) (Verdict, bool) {
+	v, err := decodeVerdict(r)
+	switch {
+	case err != nil:
+		p.log.Warn("verdict unreadable; left out of the feed", "md5", r.Key, "error", err)
+		return Verdict{}, false
+	case r.Key != strings.ToUpper(v.MD5) || v.MD5 == "":
+		p.log.Warn("verdict stored under another key than its MD5 in upper case; left out of the feed", "key", r.Key, "md5", v.MD5)
+		return Verdict{}, false
+	}
+	return v, true
 }
 
 // readChanged reads the verdicts that changed since the last read (with
@@ -220,18 +265,14 @@ func (p *Publisher) readChanged(ctx context.Context) (feedChanges, error) {
 	if p.pending == nil {
 		p.pending = map[string]*Report{}
 	}
-	pos, err := p.walkChanged(ctx, pos, func(key string, v Verdict) {
-		rep, ok := p.report(v)
-		id := reportID(v.MD5)
-		switch from, had := p.source[id]; {
-		case ok:
-			p.pending[id], p.source[id] = &rep, key
-		case had && from == key:
-			// Its verdict no longer makes a report (a verdict of
-			// another key with the same MD5 may still).
-			p.pending[id] = nil
-			delete(p.source, id)
+	pos, err := p.walkChanged(ctx, pos, func(v Verdict) {
+		// A verdict that no longer makes a report withdraws it (the
+		// cache ignores the withdrawal of a report it does not hold).
+		var rep *Report
+		if r, ok := p.report(v); ok {
+			rep = &r
 		}
+		p.pending[reportID(v.MD5)] = rep
 	})
 	if err != nil {
 		return feedChanges{}, err

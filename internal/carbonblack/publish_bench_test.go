@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -64,11 +65,14 @@ func BenchmarkPublish(b *testing.B) {
 			clock.Store(time.Now().UnixNano())
 			cache := NewFeedCache()
 			p := NewPublisher(st, cache, DefaultFeedInfo(), FeedOptions{MinPositives: 1}, nopSyncer{}, slog.New(slog.DiscardHandler))
-			start := time.Now()
-			if err := p.Refresh(b.Context()); err != nil {
-				b.Fatal(err)
-			}
-			first := time.Since(start)
+			var first time.Duration
+			firstPeak := heapPeakDuring(func() {
+				start := time.Now()
+				if err := p.Refresh(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+				first = time.Since(start)
+			})
 			b.ResetTimer()
 			var change, changeCPU time.Duration
 			for i := 0; b.Loop(); i++ {
@@ -88,6 +92,17 @@ func BenchmarkPublish(b *testing.B) {
 				changeCPU += cpuTime() - c0
 			}
 			b.StopTimer()
+
+			// A whole re-read (every fullEvery), with nothing changed.
+			p.lastFull = time.Time{}
+			var reread time.Duration
+			rereadPeak := heapPeakDuring(func() {
+				start := time.Now()
+				if err := p.Refresh(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+				reread = time.Since(start)
+			})
 
 			// From a new detection stored to the served feed, with the
 			// publisher running as the connector runs it (render debounce
@@ -144,6 +159,9 @@ func BenchmarkPublish(b *testing.B) {
 			var held runtime.MemStats
 			runtime.ReadMemStats(&held)
 			b.ReportMetric(first.Seconds(), "first_refresh_s")
+			b.ReportMetric(firstPeak, "first_refresh_heap_peak_MB")
+			b.ReportMetric(reread.Seconds(), "reread_s")
+			b.ReportMetric(rereadPeak, "reread_heap_peak_MB")
 			b.ReportMetric(float64(change.Milliseconds())/float64(b.N), "ms/change")
 			b.ReportMetric(float64(changeCPU.Milliseconds())/float64(b.N), "cpu_ms/change")
 			b.ReportMetric(float64(held.HeapInuse)/(1<<20), "heap_MB_after")
@@ -154,6 +172,34 @@ func BenchmarkPublish(b *testing.B) {
 			b.ReportMetric(float64(recent.Microseconds())/1000, "recent_ms")
 		})
 	}
+}
+
+// heapPeakDuring runs f and returns the most heap its objects took above
+// what was live before it (sampled every 2 ms), in MB.
+func heapPeakDuring(f func()) float64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	base := read()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := read(); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	f()
+	close(done)
+	return float64(max(peak.Load(), base)-base) / (1 << 20)
 }
 
 // cpuTime is the process's user + system time.

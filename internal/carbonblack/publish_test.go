@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +62,31 @@ func (m *memResults) ListResultsChanged(_ context.Context, _ string, pos store.R
 		pos = store.ResultsAfter{At: out[len(out)-1].UpdatedAt, Key: out[len(out)-1].Key}
 	}
 	return out, pos, nil
+}
+
+func (m *memResults) ListResultsByKey(_ context.Context, _ string, from string, back bool, limit int) ([]store.Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if back {
+		panic("memResults: backward listing not implemented")
+	}
+	keys := slices.Sorted(maps.Keys(m.rs))
+	var out []store.Result
+	for _, k := range keys {
+		if k > from && len(out) < limit {
+			out = append(out, m.rs[k])
+		}
+	}
+	m.read += len(out)
+	return out, nil
+}
+
+func (m *memResults) RecentResults(_ context.Context, _ string, n int) ([]store.Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sorted()
+	slices.Reverse(s)
+	return s[:min(n, len(s))], nil
 }
 
 // syncs records the sync requests.
@@ -184,4 +210,44 @@ func TestPublisherReadsOnlyWhatChanged(t *testing.T) {
 func twoHex(i int) string {
 	const hex = "0123456789ABCDEF"
 	return string([]byte{hex[i>>8&15], hex[i>>4&15], hex[i&15]})
+}
+
+// TestPublisherLeavesOutForeignKeys: a verdict stored under another key
+// than its MD5 in upper case (a damaged or foreign row) makes no report,
+// in the whole read and in the reads of changes, and is named in a
+// warning; the others are published.
+func TestPublisherLeavesOutForeignKeys(t *testing.T) {
+	ctx := t.Context()
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := &memResults{rs: map[string]store.Result{}}
+	m.put(t, detected("A0000000000000000000000000000001", 5), clock)
+	foreign := func(key, md5 string) {
+		b, _ := json.Marshal(detected(md5, 5))
+		m.rs[key] = store.Result{Key: key, Value: b, UpdatedAt: clock}
+	}
+	foreign("a0000000000000000000000000000002", "a0000000000000000000000000000002") // lower case
+	foreign("B0000000000000000000000000000003", "C0000000000000000000000000000003") // another binary's
+	var logs strings.Builder
+	cache := NewFeedCache()
+	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, &syncs{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	p.now = func() time.Time { return clock }
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids := feedIDsOf(t, cache); !slices.Equal(ids, []string{"Binary_A0000000000000000000000000000001"}) {
+		t.Errorf("whole read: feed holds %v", ids)
+	}
+	clock = clock.Add(time.Minute)
+	foreign("D0000000000000000000000000000004", "d0000000000000000000000000000005")
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids := feedIDsOf(t, cache); len(ids) != 1 {
+		t.Errorf("read of changes: feed holds %v", ids)
+	}
+	for _, key := range []string{"a0000000000000000000000000000002", "B0000000000000000000000000000003", "D0000000000000000000000000000004"} {
+		if !strings.Contains(logs.String(), "key="+key) {
+			t.Errorf("no warning names key %s:\n%s", key, logs.String())
+		}
+	}
 }

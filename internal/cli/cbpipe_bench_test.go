@@ -169,10 +169,17 @@ func benchPipeline(b *testing.B, n int) {
 	defer cbts.Close()
 
 	sim := fakevt.New(fakevt.Config{Seed: vtSeed})
-	var fileLookups atomic.Int64
+	var (
+		fileLookups atomic.Int64
+		watch       atomic.Pointer[string] // a hash whose first lookup is timed
+		watchedAt   atomic.Int64           // when it was looked up (Unix ns)
+	)
 	vtts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v3/files/") {
 			fileLookups.Add(1)
+			if h := watch.Load(); h != nil && strings.EqualFold(strings.TrimPrefix(r.URL.Path, "/api/v3/files/"), *h) {
+				watchedAt.CompareAndSwap(0, time.Now().UnixNano())
+			}
 		}
 		sim.ServeHTTP(w, r)
 	}))
@@ -310,6 +317,8 @@ virustotal_quick_scan_threads=16
 	}
 	id := []byte("Binary_" + strings.ToUpper(md5hex(bin.Content)))
 	bin.ServerAdded = time.Now().UTC()
+	watched := md5hex(bin.Content)
+	watch.Store(&watched)
 	feedStart := time.Now()
 	cb.AddBinary(bin)
 	etag := ""
@@ -336,6 +345,14 @@ virustotal_quick_scan_threads=16
 		time.Sleep(20 * time.Millisecond)
 	}
 	toFeed := time.Since(feedStart)
+	// The two halves: from its arrival to its lookup (the collector's
+	// poll and the queue), from its lookup to the feed (the verdict
+	// stored, the publisher's debounce and update).
+	toLookup := time.Duration(-1)
+	if at := watchedAt.Load(); at != 0 {
+		toLookup = time.Unix(0, at).Sub(feedStart)
+	}
+	fmt.Fprintf(os.Stderr, "cb-pipeline n=%d: new detection: looked up after %s, in the feed after %s\n", n, toLookup.Round(time.Millisecond), toFeed.Round(time.Millisecond))
 	stop()
 	peak, err := os.ReadFile(rssFile)
 	if err != nil {
@@ -359,5 +376,6 @@ virustotal_quick_scan_threads=16
 		b.ReportMetric(float64(peakRSS)/(1<<20), "peak_rss_MB")
 		b.ReportMetric(float64(whole.Nanoseconds()), "ns/op")
 		b.ReportMetric(float64(toFeed.Milliseconds()), "to_feed_ms")
+		b.ReportMetric(float64(toLookup.Milliseconds()), "to_lookup_ms")
 	})
 }
