@@ -41,7 +41,7 @@ import (
 // CRC-32 is combined from the pieces' CRCs, and the strong ETag is a
 // SHA-256 over the pieces' SHA-256s.
 const (
-	chunkTarget = 512             // reports per chunk when a chunk splits
+	chunkTarget = 128             // reports per chunk when a chunk splits
 	chunkMax    = 2 * chunkTarget // a chunk with more is split in two
 	chunkMin    = chunkTarget / 4 // a chunk with fewer joins a neighbour
 )

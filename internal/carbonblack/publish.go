@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -101,12 +103,25 @@ type Publisher struct {
 	rendered chan struct{} // closed after the first successful render
 	once     sync.Once
 
-	mu       sync.Mutex // serialises refreshes; guards what follows
-	read     bool       // every verdict has been read once
-	pending  map[string]*Report
+	mu      sync.Mutex // serialises refreshes; guards what follows
+	read    bool       // every verdict has been read once
+	pending map[string]*Report
+	// seen are the versions of the verdicts read within changeOverlap of
+	// the last change seen: a refresh reads that window again, for late
+	// commits, but takes only the versions it has not taken yet.
+	seen     map[string]seenVersion
+	seed     maphash.Seed
+	taken    int // verdict versions read by refreshes of changes (for tests)
 	pos      store.ResultsAfter
 	lastFull time.Time
 	now      func() time.Time
+}
+
+// seenVersion tells a version of a stored verdict: when it was written
+// and a hash of its value.
+type seenVersion struct {
+	at  int64
+	sum uint64
 }
 
 const (
@@ -122,7 +137,8 @@ const (
 // NewPublisher returns a publisher rendering into cache.
 func NewPublisher(st resultLister, cache *FeedCache, info FeedInfo, opts FeedOptions, sync syncer, log *slog.Logger) *Publisher {
 	return &Publisher{st: st, cache: cache, info: info, opts: opts, sync: sync, log: log,
-		debounce: 500 * time.Millisecond, changed: make(chan struct{}, 1), rendered: make(chan struct{}), now: time.Now}
+		debounce: 500 * time.Millisecond, changed: make(chan struct{}, 1), rendered: make(chan struct{}), now: time.Now,
+		seen: map[string]seenVersion{}, seed: maphash.MakeSeed()}
 }
 
 // Rendered is closed once the feed has been rendered: before that the
@@ -187,22 +203,32 @@ func (p *Publisher) readAll(ctx context.Context) (feedChanges, error) {
 	if len(last) > 0 {
 		pos = store.ResultsAfter{At: last[0].UpdatedAt, Key: last[0].Key}
 	}
+	// The versions the next read of changes will find again in its
+	// overlap are taken here.
+	clear(p.seen)
+	cut := pos.At.Add(-changeOverlap)
 	fc, err := p.cache.rerender(p.info, true, func(emit func(*Report)) error {
-		return p.walkKeys(ctx, func(v Verdict) {
+		return p.walkKeys(ctx, func(r store.Result) {
+			if !r.UpdatedAt.Before(cut) {
+				p.seen[r.Key] = p.version(r)
+			}
+		}, func(v Verdict) {
 			if rep, ok := p.report(v); ok {
 				emit(&rep)
 			}
 		})
 	})
 	if err != nil {
+		clear(p.seen) // not taken after all
 		return feedChanges{}, err
 	}
 	p.read, p.pending, p.pos, p.lastFull = true, nil, pos, start
 	return fc, nil
 }
 
-// walkKeys calls fn with every usable verdict in key order, page by page.
-func (p *Publisher) walkKeys(ctx context.Context, fn func(v Verdict)) error {
+// walkKeys calls saw with every result and fn with every usable verdict,
+// in key order, page by page.
+func (p *Publisher) walkKeys(ctx context.Context, saw func(r store.Result), fn func(v Verdict)) error {
 	from := ""
 	for {
 		rs, err := p.st.ListResultsByKey(ctx, ResultsNS, from, false, refreshPage)
@@ -210,6 +236,7 @@ func (p *Publisher) walkKeys(ctx context.Context, fn func(v Verdict)) error {
 			return err
 		}
 		for _, r := range rs {
+			saw(r)
 			if v, ok := p.decode(r); ok {
 				fn(v)
 			}
@@ -221,19 +248,17 @@ func (p *Publisher) walkKeys(ctx context.Context, fn func(v Verdict)) error {
 	}
 }
 
-// walkChanged calls fn with every usable verdict changed from pos on, in
-// the order they changed, page by page, and returns the position after
-// the last one.
-func (p *Publisher) walkChanged(ctx context.Context, pos store.ResultsAfter, fn func(v Verdict)) (store.ResultsAfter, error) {
+// walkChanged calls fn with every result changed from pos on, in the
+// order they changed, page by page, and returns the position after the
+// last one.
+func (p *Publisher) walkChanged(ctx context.Context, pos store.ResultsAfter, fn func(r store.Result)) (store.ResultsAfter, error) {
 	for {
 		rs, next, err := p.st.ListResultsChanged(ctx, ResultsNS, pos, refreshPage)
 		if err != nil {
 			return pos, err
 		}
 		for _, r := range rs {
-			if v, ok := p.decode(r); ok {
-				fn(v)
-			}
+			fn(r)
 		}
 		pos = next
 		if len(rs) < refreshPage {
@@ -257,6 +282,11 @@ func (p *Publisher) decode(r store.Result) (Verdict, bool) {
 	return v, true
 }
 
+// version tells the version of a stored verdict.
+func (p *Publisher) version(r store.Result) seenVersion {
+	return seenVersion{at: r.UpdatedAt.UnixNano(), sum: maphash.Bytes(p.seed, r.Value)}
+}
+
 // readChanged reads the verdicts that changed since the last read (with
 // changeOverlap) and updates the feed with the reports they make or
 // withdraw. Changes the feed refused stay pending for the next refresh.
@@ -265,7 +295,17 @@ func (p *Publisher) readChanged(ctx context.Context) (feedChanges, error) {
 	if p.pending == nil {
 		p.pending = map[string]*Report{}
 	}
-	pos, err := p.walkChanged(ctx, pos, func(v Verdict) {
+	pos, err := p.walkChanged(ctx, pos, func(r store.Result) {
+		ver := p.version(r)
+		if p.seen[r.Key] == ver {
+			return // read by an earlier refresh, in the overlap
+		}
+		p.seen[r.Key] = ver
+		p.taken++
+		v, ok := p.decode(r)
+		if !ok {
+			return
+		}
 		// A verdict that no longer makes a report withdraws it (the
 		// cache ignores the withdrawal of a report it does not hold).
 		var rep *Report
@@ -280,6 +320,8 @@ func (p *Publisher) readChanged(ctx context.Context) (feedChanges, error) {
 	if pos.At.After(p.pos.At) {
 		p.pos = pos
 	}
+	cut := p.pos.At.Add(-changeOverlap).UnixNano()
+	maps.DeleteFunc(p.seen, func(_ string, v seenVersion) bool { return v.at < cut })
 	fc, err := p.cache.update(p.info, p.pending)
 	if err != nil {
 		return feedChanges{}, err
@@ -301,10 +343,12 @@ func (p *Publisher) report(v Verdict) (Report, bool) {
 func reportID(md5 string) string { return "Binary_" + strings.ToUpper(md5) }
 
 // Run renders the feed at start and after every change until ctx ends.
-// Refreshes are spaced by the debounce, and by at least twice the last
-// incremental refresh's duration, so that a busy connector spends at most
-// a third of a core keeping the feed up to date; a refresh that read every
-// verdict (at start, every fullEvery) does not count.
+// A refresh comes the debounce after the change that calls for it, and
+// no sooner than twice the last incremental refresh's duration after
+// that refresh ended, so that a busy connector spends at most a third of
+// a core keeping the feed up to date, while a change after a quiet spell
+// waits for the debounce alone. A refresh that read every verdict (at
+// start, every fullEvery) does not count.
 func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		start := time.Now()
@@ -312,7 +356,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			p.log.Error("feed not refreshed", "error", err)
 		}
-		took := time.Since(start)
+		end := time.Now()
+		took := end.Sub(start)
 		if whole {
 			// Reading every verdict is rare (at start and every
 			// fullEvery): it does not slow down the changes after it.
@@ -324,10 +369,17 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-p.changed:
 		}
 		// Let a burst of verdicts land before rendering again.
-		if retry.Sleep(ctx, max(p.debounce, 2*took)) != nil {
+		if retry.Sleep(ctx, refreshWait(time.Now(), end, took, p.debounce)) != nil {
 			return nil
 		}
 	}
+}
+
+// refreshWait is how long Run waits, at now, after a change: the
+// debounce, or longer so that the next refresh starts no sooner than
+// twice the last one's duration (took) after it ended (end).
+func refreshWait(now, end time.Time, took, debounce time.Duration) time.Duration {
+	return max(debounce, end.Add(2*took).Sub(now))
 }
 
 // feedAPI is the part of the Cb client the registrar uses.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -248,6 +249,71 @@ func TestPublisherLeavesOutForeignKeys(t *testing.T) {
 	for _, key := range []string{"a0000000000000000000000000000002", "B0000000000000000000000000000003", "D0000000000000000000000000000004"} {
 		if !strings.Contains(logs.String(), "key="+key) {
 			t.Errorf("no warning names key %s:\n%s", key, logs.String())
+		}
+	}
+}
+
+// TestPublisherTakesEachVersionOnce: the overlap a refresh reads again
+// (for late commits) does not make it take the versions it already took;
+// a new version of a verdict, even written at the same instant, is taken.
+func TestPublisherTakesEachVersionOnce(t *testing.T) {
+	ctx := t.Context()
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := &memResults{rs: map[string]store.Result{}}
+	m.put(t, detected("A0000000000000000000000000000001", 5), clock)
+	cache := NewFeedCache()
+	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, &syncs{}, slog.New(slog.DiscardHandler))
+	p.now = func() time.Time { return clock }
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 { // one new verdict a second: each refresh's overlap holds up to 5 read before
+		clock = clock.Add(time.Second)
+		m.put(t, detected(fmt.Sprintf("B%031X", i), 5), clock)
+		m.read = 0
+		if err := p.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if p.taken != i+1 {
+			t.Fatalf("after %d new verdicts, %d versions taken", i+1, p.taken)
+		}
+		if i >= 5 && m.read < 5 {
+			t.Fatalf("refresh %d read %d verdicts: the overlap is not read again", i, m.read)
+		}
+	}
+	// A new version written at the same instant as the one taken.
+	m.put(t, detected(fmt.Sprintf("B%031X", 9), 9), clock)
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.taken != 11 || len(p.seen) > 6 {
+		t.Errorf("%d versions taken (want 11), %d remembered (want at most the overlap's 6)", p.taken, len(p.seen))
+	}
+	var f Feed
+	if err := json.Unmarshal(cache.Current().Body(), &f); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.Reports {
+		if r.ID == fmt.Sprintf("Binary_B%031X", 9) && r.Score != BuildReports([]Verdict{detected(fmt.Sprintf("B%031X", 9), 9)}, FeedOptions{})[0].Score {
+			t.Errorf("the new version's report has score %d", r.Score)
+		}
+	}
+}
+
+func TestRefreshWait(t *testing.T) {
+	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const debounce = 500 * time.Millisecond
+	for _, c := range []struct {
+		after, took, want time.Duration
+	}{
+		{0, 10 * time.Millisecond, debounce},                       // a quick refresh: the debounce
+		{0, 2 * time.Second, 4 * time.Second},                      // right after a slow one: twice its duration
+		{3 * time.Second, 2 * time.Second, time.Second},            // partway
+		{10 * time.Second, 2 * time.Second, debounce},              // after a quiet spell: the debounce alone
+		{100 * time.Millisecond, 300 * time.Millisecond, debounce}, // 500 ms left, the debounce
+	} {
+		if got := refreshWait(end.Add(c.after), end, c.took, debounce); got != c.want {
+			t.Errorf("%s after a refresh of %s: wait %s, want %s", c.after, c.took, got, c.want)
 		}
 	}
 }
