@@ -119,7 +119,8 @@ func (p *Pool) runBatched(ctx context.Context, q BatchQueue) {
 	keeper.Wait()
 }
 
-// held is the set of items the pool holds leases on.
+// held is the set of items the pool holds leases on: false while worked,
+// true once their outcome is being recorded.
 type held struct {
 	mu  sync.Mutex
 	ids map[int64]bool
@@ -128,7 +129,27 @@ type held struct {
 func (h *held) add(id int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ids[id] = true
+	h.ids[id] = false
+}
+
+// recording notes that the outcomes of batch are being recorded: a
+// lease found gone then was most likely ended by the recording itself.
+func (h *held) recording(batch []store.Completion) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range batch {
+		if _, ok := h.ids[c.ID]; ok {
+			h.ids[c.ID] = true
+		}
+	}
+}
+
+// worked reports whether id is held and its outcome not being recorded.
+func (h *held) worked(id int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rec, ok := h.ids[id]
+	return ok && !rec
 }
 
 func (h *held) remove(id int64) {
@@ -161,6 +182,9 @@ func (p *Pool) keepLeases(ctx context.Context, q Queue, owner string, h *held) {
 			err := q.ExtendLease(ctx, id, owner, p.cfg.Lease)
 			switch {
 			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, store.ErrLeaseLost) && !h.worked(id):
+				// Its outcome was recorded meanwhile (which ends the
+				// lease); a recording that finds the lease gone says so.
 			case errors.Is(err, store.ErrLeaseLost):
 				p.log.Warn("lease lost while working; another worker may take the item", "item", id)
 			default:
@@ -188,6 +212,7 @@ func (p *Pool) record(ctx context.Context, q BatchQueue, outcomes <-chan store.C
 				break more
 			}
 		}
+		h.recording(batch)
 		p.recordBatch(ctx, q, batch, func(c store.Completion, err error) {
 			if err != nil {
 				p.log.Error("recording an outcome failed; the item is retried when its lease expires",

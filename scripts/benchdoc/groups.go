@@ -688,12 +688,16 @@ the first tenths. Each binary costs one lookup, one verdict, and its share of a 
 completion and a page. SQLite's writes share commits (group commit: the writes that queue while
 one commit syncs the disk go into the next), its connections keep their prepared statements, and
 each VirusTotal report is cached once (under the MD5 asked), not also under its SHA-1 and
-SHA-256; a busy pool claims a batch at a time. What grows with the run is the feed: the
-publisher keeps the reports in memory, and the rendered feed grows with them. On 2026-12-06,
-before the chunked feed render, 82 of the 85 MB of sampled Go heap 70% into the 100,000 run were
-the publisher's. A CPU profile 30% into the run of 2026-12-06 12:05 UTC (chunked render):
-committing SQLite writes 34%, rendering feed chunks 24% (deflate 20%), lookups 19% (decoding
-~11 KB reports 12%), reading changed verdicts for the feed 8%.`
+SHA-256; a busy pool claims a batch at a time. What grows with the run is the feed (its
+compressed chunks, about 0.15 kB a report). On 2026-12-06, before the chunked feed render, 82 of
+the 85 MB of sampled Go heap 70% into the 100,000 run were the publisher's. A CPU profile 30% into
+the run of 2026-12-06 12:05 UTC (chunked render, chunks of 512): committing SQLite writes 34%,
+rendering feed chunks 24% (deflate 20%), lookups 19% (decoding ~11 KB reports 12%), reading
+changed verdicts for the feed 8%. Until 2026-12-06 15:00 the same run gave 261 binaries/s at 2.5 to
+3.2 ms of CPU a binary: the Carbon Black simulator then held its lock while it re-indexed the
+whole feed at every sync (once a minute: the collector's searches waited, seconds at 600,000
+reports), feed chunks were of 512 reports (a burst of random MD5s touches one chunk per report:
+four times the recompression), and each refresh decoded again the verdicts of its 5 s overlap.`
 
 // cbPipelineRows labels the tenths of an n-binary pipeline run.
 func cbPipelineRows(n int) map[string]string {
