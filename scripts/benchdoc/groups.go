@@ -602,9 +602,22 @@ the key is the usual bound; several instances are for availability and for shari
 			Pkg: "./internal/cli/", Pattern: "BenchmarkCarbonBlackPipeline/n=1000000/", Benchtime: "1x", Flags: []string{"-timeout", "150m"},
 			OptIn: "VTC_BENCH_BIG",
 			Intro: "The same benchmark with 1,000,000 binaries (about an hour on the reference machine).",
-			Notes: `See the notes of the 100,000 run. Here too what grows is the feed: on 2026-12-06, 30% into the
-run, 141 of the 165 MB of sampled Go heap were the feed's rendered chunks (JSON and gzip), and
-13% into it their rendering took 28% of the connector's CPU (24% 30% into the 100,000 run).`,
+			Notes: `See the notes of the 100,000 run. The simulators hold the million binaries in the benchmark's
+process (6.6 GB; at the end they take about as much CPU as the connector: they fetch and parse the
+whole feed at each sync), so the rates here are lower bounds; the connector's CPU per binary stays
+2.1 to 2.5 ms from the first tenth to the last. ` + "`" + `bash .ci/run` + "`" + ` shared the cores during the first
+tenth (16:04 to 16:20). What grows is the feed: at 800,000 binaries the in-use heap was 85 MB, 59 MB
+of it the feed's compressed chunks and 12 MB their report ids (about 27 % of the binaries are
+detections here); the peak RSS (425 MB) is the Go heap target (twice the live heap) reached during
+the whole re-read every 15 minutes, which allocates fast but holds little. New detection to the
+feed: 253 ms to its lookup (the collector's poll), then 2.1 s: the debounce, and the spacing of
+renders (twice the last refresh's duration after its end) that the backlog's last refreshes still
+imposed, since the detection came right after the backlog was worked off; with the connector
+quiet, the publisher's part is the debounce and about a millisecond (cb-publish: 504 ms with
+1,000,000 verdicts). Session 3's code on 2026-12-06 13:01: 284.7 binaries/s over the run (2.6 to
+2.8 ms of CPU per binary alone), peak RSS 990 MB (the whole re-read held every report), and 11.3 s
+to the feed, mostly the simulator, which held its lock while re-indexing the feed at each sync,
+and the measurement, which included downloading the feed.`,
 			Layout:  wide,
 			Rows:    cbPipelineRows(1_000_000),
 			Metrics: cbPipelineMetrics,
