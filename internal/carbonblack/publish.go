@@ -157,36 +157,45 @@ func (p *Publisher) Changed() {
 // them the first time, and every fullEvery), updates the feed with the
 // reports that changed, and then signals a sync.
 func (p *Publisher) Refresh(ctx context.Context) error {
-	_, err := p.refresh(ctx)
+	_, _, err := p.refresh(ctx)
 	return err
 }
 
-// refresh is Refresh; it also says whether it read every verdict.
-func (p *Publisher) refresh(ctx context.Context) (whole bool, err error) {
+// refresh is Refresh; it also says whether it read every verdict, and
+// how many changed verdicts an incremental refresh handed the feed.
+func (p *Publisher) refresh(ctx context.Context) (whole bool, n int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	start := time.Now()
 	first := !p.read
 	var fc feedChanges
-	if first || p.now().Sub(p.lastFull) >= fullEvery {
+	if p.wholeDue() {
 		// Render validates, and refuses a feed Carbon Black would
 		// reject, keeping the last good one.
 		fc, err = p.readAll(ctx)
 		whole = true
 	} else {
-		fc, err = p.readChanged(ctx)
+		fc, n, err = p.readChanged(ctx)
 	}
 	if err != nil {
-		return whole, fmt.Errorf("carbonblack: refresh feed: %w", err)
+		return whole, n, fmt.Errorf("carbonblack: refresh feed: %w", err)
 	}
 	p.once.Do(func() { close(p.rendered) })
 	if !fc.any() {
-		return whole, nil
+		return whole, n, nil
 	}
-	p.log.Info("feed updated", "reports", p.cache.Current().Reports, "new_or_changed", fc.changed, "withdrawn", fc.withdrawn)
+	p.log.Info("feed updated", "reports", p.cache.Current().Reports, "new_or_changed", fc.changed, "withdrawn", fc.withdrawn,
+		"whole", whole, "took", time.Since(start).Round(time.Microsecond))
 	if !first { // the registrar syncs fully at start
 		p.sync.MarkDirty(fc.withdrawn > 0)
 	}
-	return whole, nil
+	return whole, n, nil
+}
+
+// wholeDue says whether the next refresh reads every verdict: the first
+// one, and one every fullEvery.
+func (p *Publisher) wholeDue() bool {
+	return !p.read || p.now().Sub(p.lastFull) >= fullEvery
 }
 
 // readAll reads every verdict, in key order, and makes their reports the
@@ -289,8 +298,39 @@ func (p *Publisher) version(r store.Result) seenVersion {
 
 // readChanged reads the verdicts that changed since the last read (with
 // changeOverlap) and updates the feed with the reports they make or
-// withdraw. Changes the feed refused stay pending for the next refresh.
-func (p *Publisher) readChanged(ctx context.Context) (feedChanges, error) {
+// withdraw; it says how many verdicts' changes it handed the feed.
+// Changes the feed refused stay pending for the next refresh.
+func (p *Publisher) readChanged(ctx context.Context) (feedChanges, int, error) {
+	if err := p.gather(ctx); err != nil {
+		return feedChanges{}, 0, err
+	}
+	n := len(p.pending)
+	fc, err := p.cache.update(p.info, p.pending)
+	if err != nil {
+		return feedChanges{}, 0, err
+	}
+	clear(p.pending)
+	return fc, n, nil
+}
+
+// waiting reads the verdicts that changed since the last refresh, keeps
+// their reports for the next one, and says how many wait; -1 when the
+// next refresh reads every verdict anyway.
+func (p *Publisher) waiting(ctx context.Context) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wholeDue() {
+		return -1, nil
+	}
+	if err := p.gather(ctx); err != nil {
+		return len(p.pending), fmt.Errorf("carbonblack: read changed verdicts: %w", err)
+	}
+	return len(p.pending), nil
+}
+
+// gather reads the verdicts that changed since the last read (with
+// changeOverlap) into pending, each version once.
+func (p *Publisher) gather(ctx context.Context) error {
 	pos := store.ResultsAfter{At: p.pos.At.Add(-changeOverlap)}
 	if p.pending == nil {
 		p.pending = map[string]*Report{}
@@ -315,19 +355,14 @@ func (p *Publisher) readChanged(ctx context.Context) (feedChanges, error) {
 		p.pending[reportID(v.MD5)] = rep
 	})
 	if err != nil {
-		return feedChanges{}, err
+		return err
 	}
 	if pos.At.After(p.pos.At) {
 		p.pos = pos
 	}
 	cut := p.pos.At.Add(-changeOverlap).UnixNano()
 	maps.DeleteFunc(p.seen, func(_ string, v seenVersion) bool { return v.at < cut })
-	fc, err := p.cache.update(p.info, p.pending)
-	if err != nil {
-		return feedChanges{}, err
-	}
-	clear(p.pending)
-	return fc, nil
+	return nil
 }
 
 // report is the report of one verdict, if it makes one (BuildReports).
@@ -343,16 +378,21 @@ func (p *Publisher) report(v Verdict) (Report, bool) {
 func reportID(md5 string) string { return "Binary_" + strings.ToUpper(md5) }
 
 // Run renders the feed at start and after every change until ctx ends.
-// A refresh comes the debounce after the change that calls for it, and
-// no sooner than twice the last incremental refresh's duration after
-// that refresh ended, so that a busy connector spends at most a third of
-// a core keeping the feed up to date, while a change after a quiet spell
-// waits for the debounce alone. A refresh that read every verdict (at
-// start, every fullEvery) does not count.
+// A refresh comes no sooner than the debounce after the last one ended,
+// so that a burst of verdicts shares a few refreshes: a change after a
+// quiet spell is rendered at once, one during a burst waits at most the
+// debounce. In a busy connector a refresh comes later still, so that
+// keeping the feed up to date takes at most about a third of a core: no
+// sooner than twice its expected duration after the last refresh ended.
+// That duration is the last incremental refresh's, scaled down by how
+// many changes wait now (read before waiting) against how many that one
+// handled: the first change after a backlog drained is not held for
+// twice the backlog's last, large refresh. A refresh that read every
+// verdict (at start, every fullEvery) does not count.
 func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		start := time.Now()
-		whole, err := p.refresh(ctx)
+		whole, n, err := p.refresh(ctx)
 		if err != nil && ctx.Err() == nil {
 			p.log.Error("feed not refreshed", "error", err)
 		}
@@ -368,18 +408,27 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-p.changed:
 		}
-		// Let a burst of verdicts land before rendering again.
-		if retry.Sleep(ctx, refreshWait(time.Now(), end, took, p.debounce)) != nil {
+		k, err := p.waiting(ctx)
+		if err != nil {
+			k = n // the refresh will say what failed
+		}
+		if retry.Sleep(ctx, refreshWait(time.Now(), end, took, n, k, p.debounce)) != nil {
 			return nil
 		}
 	}
 }
 
-// refreshWait is how long Run waits, at now, after a change: the
-// debounce, or longer so that the next refresh starts no sooner than
-// twice the last one's duration (took) after it ended (end).
-func refreshWait(now, end time.Time, took, debounce time.Duration) time.Duration {
-	return max(debounce, end.Add(2*took).Sub(now))
+// refreshWait is how long Run waits, at now, before a refresh of k
+// changes (-1: a whole read), the last incremental refresh having handled
+// n changes in took and ended at end: until the debounce, and twice the
+// expected duration, have passed since end. The expected duration is
+// took scaled by k/n, never above took.
+func refreshWait(now, end time.Time, took time.Duration, n, k int, debounce time.Duration) time.Duration {
+	expect := took
+	if k >= 0 && k < n {
+		expect = time.Duration(float64(took) * float64(k) / float64(n))
+	}
+	return max(0, end.Add(max(debounce, 2*expect)).Sub(now))
 }
 
 // feedAPI is the part of the Cb client the registrar uses.

@@ -300,20 +300,78 @@ func TestPublisherTakesEachVersionOnce(t *testing.T) {
 	}
 }
 
+// TestPublisherWaiting: the changes read ahead of a refresh (to space
+// refreshes by what waits) are counted, kept, and published by the next
+// refresh, each version taken once.
+func TestPublisherWaiting(t *testing.T) {
+	ctx := t.Context()
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := &memResults{rs: map[string]store.Result{}}
+	m.put(t, detected("A0000000000000000000000000000001", 5), clock)
+	cache := NewFeedCache()
+	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, &syncs{}, slog.New(slog.DiscardHandler))
+	p.now = func() time.Time { return clock }
+	if k, err := p.waiting(ctx); err != nil || k != -1 {
+		t.Fatalf("before the first refresh: waiting %d, %v; want -1 (a whole read)", k, err)
+	}
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := p.waiting(ctx); err != nil || k != 0 {
+		t.Fatalf("nothing changed: waiting %d, %v", k, err)
+	}
+	clock = clock.Add(time.Second)
+	for i := range 3 {
+		m.put(t, detected(fmt.Sprintf("B%031X", i), 5), clock)
+	}
+	if k, err := p.waiting(ctx); err != nil || k != 3 {
+		t.Fatalf("3 new verdicts: waiting %d, %v", k, err)
+	}
+	m.put(t, detected(fmt.Sprintf("B%031X", 3), 5), clock)
+	if k, err := p.waiting(ctx); err != nil || k != 4 {
+		t.Fatalf("one more: waiting %d, %v", k, err)
+	}
+	if got := cache.Current().Reports; got != 1 {
+		t.Fatalf("the feed holds %d reports before the refresh, want 1", got)
+	}
+	_, n, err := p.refresh(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 || cache.Current().Reports != 5 || p.taken != 4 {
+		t.Errorf("refresh handled %d changes (want 4), feed holds %d reports (want 5), %d versions taken (want 4)", n, cache.Current().Reports, p.taken)
+	}
+	if k, err := p.waiting(ctx); err != nil || k != 0 {
+		t.Errorf("after the refresh: waiting %d, %v", k, err)
+	}
+	clock = clock.Add(fullEvery)
+	if k, err := p.waiting(ctx); err != nil || k != -1 {
+		t.Errorf("a whole read due: waiting %d, %v; want -1", k, err)
+	}
+}
+
 func TestRefreshWait(t *testing.T) {
 	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	const debounce = 500 * time.Millisecond
 	for _, c := range []struct {
-		after, took, want time.Duration
+		after, took time.Duration // since the last refresh ended; its duration
+		n, k        int           // changes it handled; changes waiting now
+		want        time.Duration
 	}{
-		{0, 10 * time.Millisecond, debounce},                       // a quick refresh: the debounce
-		{0, 2 * time.Second, 4 * time.Second},                      // right after a slow one: twice its duration
-		{3 * time.Second, 2 * time.Second, time.Second},            // partway
-		{10 * time.Second, 2 * time.Second, debounce},              // after a quiet spell: the debounce alone
-		{100 * time.Millisecond, 300 * time.Millisecond, debounce}, // 500 ms left, the debounce
+		{time.Second, 10 * time.Millisecond, 1, 1, 0},                                 // after a quiet spell: at once
+		{0, 10 * time.Millisecond, 1, 1, debounce},                                    // right after a quick refresh: the debounce
+		{200 * time.Millisecond, 10 * time.Millisecond, 1, 1, 300 * time.Millisecond}, // partway: the rest of it
+		{0, 2 * time.Second, 500, 500, 4 * time.Second},                               // as busy as the last, slow one: twice its duration from its end
+		{3 * time.Second, 2 * time.Second, 500, 600, time.Second},                     // busier: never more than twice the last
+		{0, 2 * time.Second, 500, 1, debounce},                                        // one change after a backlog's last refresh: the debounce
+		{time.Second, 2 * time.Second, 500, 1, 0},                                     // ... or nothing, once it has passed
+		{time.Second, 2 * time.Second, 500, 250, time.Second},                         // half as many: twice half its duration
+		{10 * time.Second, 2 * time.Second, 500, 500, 0},                              // long after a slow one: at once
+		{0, 2 * time.Second, 0, 3, 4 * time.Second},                                   // the last handled none (a failure): its duration
+		{0, 2 * time.Second, 500, -1, 4 * time.Second},                                // a whole read next: as the last
 	} {
-		if got := refreshWait(end.Add(c.after), end, c.took, debounce); got != c.want {
-			t.Errorf("%s after a refresh of %s: wait %s, want %s", c.after, c.took, got, c.want)
+		if got := refreshWait(end.Add(c.after), end, c.took, c.n, c.k, debounce); got != c.want {
+			t.Errorf("%s after a refresh of %d changes in %s, %d waiting: wait %s, want %s", c.after, c.n, c.took, c.k, got, c.want)
 		}
 	}
 }

@@ -492,8 +492,9 @@ the publisher's first refresh (read every verdict in keyset order, build the rep
 cost of a start), and five times: one new detection stored, then a refresh (the cost of a change).
 Then a whole re-read with nothing changed (what every 15 minutes costs), its heap peak (live
 heap sampled every 2 ms, above what was live before; the first refresh's likewise). Then, with the
-publisher running as the connector runs it (500 ms render debounce), three times:
-a detection stored and the publisher told, until the served feed holds it (time to feed). Last,
+publisher running as the connector runs it (no refresh sooner than 500 ms after the last), three
+times: a detection stored after a quiet spell and the publisher told, until the served feed holds
+it (time to feed), and another right after that one's refresh (time to feed, busy). Last,
 ` + "`/binaries.html`" + ` in-process: the first page and a page nine tenths in (` + "`?after=<key>`" + `, 100 rows), and
 the status page's 25 recent verdicts. The 1,000,000 case runs only with ` + "`VTC_BENCH_BIG=1`" + `.
 Before issue 13 every refresh read and decoded every stored verdict, paging with OFFSET; before
@@ -529,7 +530,8 @@ upper bounds of the times (lower bounds of the speed).`,
 				{Unit: "first_refresh_s", Label: "first refresh (s)"},
 				{Unit: "ms/change", Label: "refresh after a change, wall (ms)"},
 				{Unit: "cpu_ms/change", Label: "refresh after a change, CPU (ms)"},
-				{Unit: "to_feed_ms", Label: "detection to served feed (ms)"},
+				{Unit: "to_feed_ms", Label: "detection to served feed, quiet (ms)"},
+				{Unit: "to_feed_busy_ms", Label: "detection to served feed, right after a refresh (ms)"},
 				{Unit: "index_first_ms", Label: "index first page (ms)"},
 				{Unit: "index_deep_ms", Label: "index deep page (ms)"},
 				{Unit: "recent_ms", Label: "status recent verdicts (ms)"},
