@@ -301,7 +301,7 @@ func (p *Publisher) version(r store.Result) seenVersion {
 // withdraw; it says how many verdicts' changes it handed the feed.
 // Changes the feed refused stay pending for the next refresh.
 func (p *Publisher) readChanged(ctx context.Context) (feedChanges, int, error) {
-	if err := p.gather(ctx); err != nil {
+	if err := p.gather(ctx, changeOverlap); err != nil {
 		return feedChanges{}, 0, err
 	}
 	n := len(p.pending)
@@ -322,16 +322,20 @@ func (p *Publisher) waiting(ctx context.Context) (int, error) {
 	if p.wholeDue() {
 		return -1, nil
 	}
-	if err := p.gather(ctx); err != nil {
+	// Without the overlap: the refresh reads it.
+	if err := p.gather(ctx, 0); err != nil {
 		return len(p.pending), fmt.Errorf("carbonblack: read changed verdicts: %w", err)
 	}
 	return len(p.pending), nil
 }
 
-// gather reads the verdicts that changed since the last read (with
-// changeOverlap) into pending, each version once.
-func (p *Publisher) gather(ctx context.Context) error {
-	pos := store.ResultsAfter{At: p.pos.At.Add(-changeOverlap)}
+// gather reads the verdicts that changed since the last read (going back
+// overlap before it) into pending, each version once.
+func (p *Publisher) gather(ctx context.Context, overlap time.Duration) error {
+	pos := p.pos
+	if overlap > 0 {
+		pos = store.ResultsAfter{At: p.pos.At.Add(-overlap)}
+	}
 	if p.pending == nil {
 		p.pending = map[string]*Report{}
 	}
@@ -383,13 +387,14 @@ func reportID(md5 string) string { return "Binary_" + strings.ToUpper(md5) }
 // quiet spell is rendered at once, one during a burst waits at most the
 // debounce. In a busy connector a refresh comes later still, so that
 // keeping the feed up to date takes at most about a third of a core: no
-// sooner than twice its expected duration after the last refresh ended.
-// That duration is the last incremental refresh's, scaled down by how
-// many changes wait now (read before waiting) against how many that one
-// handled: the first change after a backlog drained is not held for
-// twice the backlog's last, large refresh. A refresh that read every
-// verdict (at start, every fullEvery) does not count.
+// sooner than twice the last incremental refresh's duration after it
+// ended, scaled by the load (changeLoad): the rate of the changes waiting
+// now against the rate of those the last refresh handled. The first
+// change after a backlog drained is thus not held for twice the
+// backlog's last, large refresh. A refresh that read every verdict (at
+// start, every fullEvery) does not count.
 func (p *Publisher) Run(ctx context.Context) error {
+	var last time.Time // when the refresh before started
 	for {
 		start := time.Now()
 		whole, n, err := p.refresh(ctx)
@@ -398,6 +403,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		end := time.Now()
 		took := end.Sub(start)
+		var cycle time.Duration // since the refresh before started
+		if !last.IsZero() {
+			cycle = start.Sub(last)
+		}
+		last = start
 		if whole {
 			// Reading every verdict is rare (at start and every
 			// fullEvery): it does not slow down the changes after it.
@@ -408,27 +418,39 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-p.changed:
 		}
-		k, err := p.waiting(ctx)
-		if err != nil {
-			k = n // the refresh will say what failed
+		if retry.Sleep(ctx, refreshWait(time.Now(), end, 0, 0, p.debounce)) != nil {
+			return nil
 		}
-		if retry.Sleep(ctx, refreshWait(time.Now(), end, took, n, k, p.debounce)) != nil {
+		if took == 0 {
+			continue
+		}
+		load := 1.0
+		if k, err := p.waiting(ctx); err == nil {
+			load = changeLoad(n, cycle, k, time.Since(start))
+		}
+		if retry.Sleep(ctx, refreshWait(time.Now(), end, took, load, p.debounce)) != nil {
 			return nil
 		}
 	}
 }
 
-// refreshWait is how long Run waits, at now, before a refresh of k
-// changes (-1: a whole read), the last incremental refresh having handled
-// n changes in took and ended at end: until the debounce, and twice the
-// expected duration, have passed since end. The expected duration is
-// took scaled by k/n, never above took.
-func refreshWait(now, end time.Time, took time.Duration, n, k int, debounce time.Duration) time.Duration {
-	expect := took
-	if k >= 0 && k < n {
-		expect = time.Duration(float64(took) * float64(k) / float64(n))
+// refreshWait is how long Run waits, at now, before the next refresh, the
+// last having taken took and ended at end, under load: until the
+// debounce, and twice took scaled by load, have passed since end.
+func refreshWait(now, end time.Time, took time.Duration, load float64, debounce time.Duration) time.Duration {
+	return max(0, end.Add(max(debounce, time.Duration(2*float64(took)*load))).Sub(now))
+}
+
+// changeLoad compares the rate of the k changes waiting, read since
+// after the last refresh started, with that of the n changes it handled,
+// read over the cycle before it: 1 at the same rate or more (or when
+// unknown), less as the changes slow down. k is -1 when the next refresh
+// reads every verdict.
+func changeLoad(n int, cycle time.Duration, k int, since time.Duration) float64 {
+	if n <= 0 || cycle <= 0 || k < 0 || since <= 0 {
+		return 1
 	}
-	return max(0, end.Add(max(debounce, 2*expect)).Sub(now))
+	return min(1, float64(k)/since.Seconds()/(float64(n)/cycle.Seconds()))
 }
 
 // feedAPI is the part of the Cb client the registrar uses.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -355,23 +356,43 @@ func TestRefreshWait(t *testing.T) {
 	const debounce = 500 * time.Millisecond
 	for _, c := range []struct {
 		after, took time.Duration // since the last refresh ended; its duration
-		n, k        int           // changes it handled; changes waiting now
+		load        float64
 		want        time.Duration
 	}{
-		{time.Second, 10 * time.Millisecond, 1, 1, 0},                                 // after a quiet spell: at once
-		{0, 10 * time.Millisecond, 1, 1, debounce},                                    // right after a quick refresh: the debounce
-		{200 * time.Millisecond, 10 * time.Millisecond, 1, 1, 300 * time.Millisecond}, // partway: the rest of it
-		{0, 2 * time.Second, 500, 500, 4 * time.Second},                               // as busy as the last, slow one: twice its duration from its end
-		{3 * time.Second, 2 * time.Second, 500, 600, time.Second},                     // busier: never more than twice the last
-		{0, 2 * time.Second, 500, 1, debounce},                                        // one change after a backlog's last refresh: the debounce
-		{time.Second, 2 * time.Second, 500, 1, 0},                                     // ... or nothing, once it has passed
-		{time.Second, 2 * time.Second, 500, 250, time.Second},                         // half as many: twice half its duration
-		{10 * time.Second, 2 * time.Second, 500, 500, 0},                              // long after a slow one: at once
-		{0, 2 * time.Second, 0, 3, 4 * time.Second},                                   // the last handled none (a failure): its duration
-		{0, 2 * time.Second, 500, -1, 4 * time.Second},                                // a whole read next: as the last
+		{time.Second, 10 * time.Millisecond, 1, 0},                                 // after a quiet spell: at once
+		{0, 10 * time.Millisecond, 1, debounce},                                    // right after a quick refresh: the debounce
+		{200 * time.Millisecond, 10 * time.Millisecond, 1, 300 * time.Millisecond}, // partway: the rest of it
+		{0, 2 * time.Second, 1, 4 * time.Second},                                   // as busy as the last, slow one: twice its duration from its end
+		{3 * time.Second, 2 * time.Second, 1, time.Second},                         // partway
+		{debounce, 2 * time.Second, 0.01, 0},                                       // the changes have nearly stopped: the debounce alone
+		{time.Second, 2 * time.Second, 0.5, time.Second},                           // half the rate: twice half its duration
+		{10 * time.Second, 2 * time.Second, 1, 0},                                  // long after a slow one: at once
 	} {
-		if got := refreshWait(end.Add(c.after), end, c.took, c.n, c.k, debounce); got != c.want {
-			t.Errorf("%s after a refresh of %d changes in %s, %d waiting: wait %s, want %s", c.after, c.n, c.took, c.k, got, c.want)
+		if got := refreshWait(end.Add(c.after), end, c.took, c.load, debounce); got != c.want {
+			t.Errorf("%s after a refresh of %s, load %.2f: wait %s, want %s", c.after, c.took, c.load, got, c.want)
+		}
+	}
+}
+
+func TestChangeLoad(t *testing.T) {
+	for _, c := range []struct {
+		n     int
+		cycle time.Duration
+		k     int
+		since time.Duration
+		want  float64
+	}{
+		{500, 2 * time.Second, 250, time.Second, 1},                   // the same rate
+		{500, 2 * time.Second, 500, time.Second, 1},                   // faster: capped
+		{500, 2 * time.Second, 125, time.Second, 0.5},                 // half the rate
+		{500, 2 * time.Second, 1, 1300 * time.Millisecond, 1.0 / 325}, // a backlog drained: one change
+		{500, 2 * time.Second, 0, time.Second, 0},
+		{0, 2 * time.Second, 10, time.Second, 1},   // the last handled none (a failure)
+		{500, 0, 10, time.Second, 1},               // the first incremental refresh: no cycle before
+		{500, 2 * time.Second, -1, time.Second, 1}, // a whole read next
+	} {
+		if got := changeLoad(c.n, c.cycle, c.k, c.since); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%d changes over %s, %d over %s: load %.4f, want %.4f", c.n, c.cycle, c.k, c.since, got, c.want)
 		}
 	}
 }
