@@ -417,9 +417,11 @@ over loopback HTTP, SQLite store, production intervals except ` + "`sleep_betwee
 poll); VirusTotal answers after 50 ms. 20 malicious binaries are added one at a time at varied
 points of the poll cycle; the clock stops when the report is served in ` + "`/feed.json`" + `.`,
 			Notes: `It is the wait for the next poll (on average half of ` + "`sleep_between_batches`" + `, 30 s by default), the
-lookup (paced by the quota), and the 500 ms debounce that lets a burst of verdicts share one feed
-render. The collector wakes the scanners as soon as it queues work. Carbon Black itself then
-fetches the feed at the next sync request (at most one a minute, as the original).`,
+lookup (paced by the quota), and the render: at once after a quiet spell, as here, and no sooner
+than 500 ms after the last one in a burst, so that a burst of verdicts shares a few renders. Until
+2026-12-06 18:00 every change waited 500 ms (2026-11-24: p50 998 ms, p90 1,499, max 1,558). The
+collector wakes the scanners as soon as it queues work. Carbon Black itself then fetches the feed
+at the next sync request (at most one a minute, as the original).`,
 			Layout: transposed,
 			Rows:   map[string]string{"BenchmarkCarbonBlackTimeToFeed": "result"},
 			Metrics: []metric{
@@ -504,9 +506,11 @@ and 1,469 ms wall (698 ms CPU) at 1,000,000 verdicts (100,000 reports), measured
 it decodes only the versions it has not taken yet, known by write time and a hash of the value),
 and hands the feed cache only the reports they make or withdraw: the cache re-encodes those and
 decompresses, splices and recompresses only the chunks (of 128 reports, 32 to 256 as they
-change) that hold them, so a change costs the same with 10,000 or 100,000 reports. The time from a
-detection to the served feed is thus the render debounce plus a few milliseconds; from a binary's
-appearance on the Carbon Black server add one poll interval (and the lookup). Every 15 minutes
+change) that hold them, so a change costs the same with 10,000 or 100,000 reports. A refresh comes
+no sooner than the debounce (500 ms) after the last one ended: a detection after a quiet spell is in
+the served feed a few milliseconds after it is stored, one right after a refresh the debounce later
+(until 2026-12-06 18:00 every change waited the debounce). From a binary's appearance on the Carbon
+Black server add one poll interval (and the lookup). Every 15 minutes
 everything is read again, in key order (the order of the reports' ids): each chunk of the cache is
 compared, in parallel, with the new reports of its range as soon as the read has passed it, so
 that only a few chunks' worth of reports and the differences are held, never the whole feed
@@ -607,19 +611,24 @@ the key is the usual bound; several instances are for availability and for shari
 			Notes: `See the notes of the 100,000 run. The simulators hold the million binaries in the benchmark's
 process (6.6 GB; at the end they take about as much CPU as the connector: they fetch and parse the
 whole feed at each sync), so the rates here are lower bounds; the connector's CPU per binary stays
-2.1 to 2.5 ms from the first tenth to the last. ` + "`" + `bash .ci/run` + "`" + ` shared the cores during the first
-tenth (16:04 to 16:20). What grows is the feed: at 800,000 binaries the in-use heap was 85 MB, 59 MB
-of it the feed's compressed chunks and 12 MB their report ids (about 27 % of the binaries are
-detections here); the peak RSS (425 MB) is the Go heap target (twice the live heap) reached during
-the whole re-read every 15 minutes, which allocates fast but holds little. New detection to the
-feed: 253 ms to its lookup (the collector's poll), then 2.1 s: the debounce, and the spacing of
-renders (twice the last refresh's duration after its end) that the backlog's last refreshes still
-imposed, since the detection came right after the backlog was worked off; with the connector
-quiet, the publisher's part is the debounce and about a millisecond (cb-publish: 504 ms with
-1,000,000 verdicts). Session 3's code on 2026-12-06 13:01: 284.7 binaries/s over the run (2.6 to
-2.8 ms of CPU per binary alone), peak RSS 990 MB (the whole re-read held every report), and 11.3 s
-to the feed, mostly the simulator, which held its lock while re-indexing the feed at each sync,
-and the measurement, which included downloading the feed.`,
+2.3 to 2.8 ms from the first tenth to the last. What grows is the feed: at 800,000 binaries (session
+4's run) the in-use heap was 85 MB, 59 MB of it the feed's compressed chunks and 12 MB their report
+ids (about 27 % of the binaries are detections here); the peak RSS (441 MB) is the Go heap target
+(twice the live heap) reached during the whole re-read every 15 minutes, which allocates fast but
+holds little. New detection to the feed: 781 ms to its lookup (the collector's poll: 0 to 1 s), then
+390 ms: the verdict stored, the wait for the debounce since the last refresh of the backlog, and a
+refresh; one version of the feed appeared after the lookup, so the time is exact. Session 4's code
+on 2026-12-06 16:04 (CI shared its first tenth): 408 binaries/s over the run at 2.1 to 2.5 ms of CPU
+per binary, peak RSS 425 MB, and 2,390 ms to the feed, most of it the measurement (every version of
+the feed seen after the detection downloaded and inflated whole, a second or more of a core each,
+while the connector worked), not the connector: in this run's log its refreshes took 0.1 to 0.4 s
+(50 to 110 changes), so the render spacing (twice that) stayed under the debounce. The machine ran session 4's code 10
+to 15 % slower on 2026-12-06 17:35 than in session 4 (cb-pipeline at 100,000: 2.11 and 2.20 ms of
+CPU per binary against 1.9), which accounts for the difference in CPU per binary. Session 3's code
+on 2026-12-06 13:01: 284.7 binaries/s over the run (2.6 to 2.8 ms of CPU per binary alone), peak RSS
+990 MB (the whole re-read held every report), and 11.3 s to the feed, mostly the simulator, which
+held its lock while re-indexing the feed at each sync, and the measurement, which included
+downloading the feed.`,
 			Layout:  wide,
 			Rows:    cbPipelineRows(1_000_000),
 			Metrics: cbPipelineMetrics,
@@ -695,8 +704,10 @@ CPU time per binary (utime + stime from ` + "`/proc/<pid>/stat`" + `), its RSS a
 the whole run, and, once the backlog is worked off, the time from one new detection appearing on
 the Carbon Black server to its lookup at VirusTotal (the collector's poll: 0 to 1 s) and to its report
 in ` + "`/feed.json`" + ` (watched by HEAD requests every 20 ms: when the ETag of a version that holds it was
-first answered; before 2026-12-06 16:00 the time included downloading and reading the feed, some
-hundreds of MB at 1,000,000 binaries, and was seconds too long). Before issue 13 the same run slowed from 60 to 7
+first answered; only the versions first seen after the lookup are downloaded and searched, as they
+inflate. Before 2026-12-06 16:00 the time included downloading and reading the feed, some hundreds
+of MB at 1,000,000 binaries; until 18:00 every version seen after the detection was downloaded and
+inflated whole, a second or more of a core each at 1,000,000 binaries, while the connector worked). Before issue 13 the same run slowed from 60 to 7
 binaries a second. The simulators share the machine's cores with the connector, so on a machine
 shared with other jobs (see the load average) the rates are lower bounds; the CPU per binary is
 the figure to compare.`
@@ -711,7 +722,11 @@ compressed chunks, about 0.15 kB a report). On 2026-12-06, before the chunked fe
 the 85 MB of sampled Go heap 70% into the 100,000 run were the publisher's. A CPU profile 30% into
 the run of 2026-12-06 12:05 UTC (chunked render, chunks of 512): committing SQLite writes 34%,
 rendering feed chunks 24% (deflate 20%), lookups 19% (decoding ~11 KB reports 12%), reading
-changed verdicts for the feed 8%. Until 2026-12-06 15:00 the same run gave 261 binaries/s at 2.5 to
+changed verdicts for the feed 8%. Another, 30 s a quarter into the run of 2026-12-06 17:22 UTC
+(chunks of 128): committing SQLite writes 41%, lookups 17% (decoding reports 10%), rendering feed
+chunks 10% (deflate 9%), decompressing the chunks a change touches 5%, reading changed verdicts 5%;
+the connector's log then showed a refresh every 0.65 to 0.75 s, of 50 to 110 changes in 0.1 to
+0.4 s. Until 2026-12-06 15:00 the same run gave 261 binaries/s at 2.5 to
 3.2 ms of CPU a binary: the Carbon Black simulator then held its lock while it re-indexed the
 whole feed at every sync (once a minute: the collector's searches waited, seconds at 600,000
 reports), feed chunks were of 512 reports (a burst of random MD5s touches one chunk per report:
