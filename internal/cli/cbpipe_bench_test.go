@@ -251,6 +251,9 @@ func watchFeed(base string, id []byte, start time.Time, lookedUp *atomic.Int64) 
 	checked := ""
 	for {
 		if time.Since(start) > 2*time.Minute {
+			if lookedUp.Load() == 0 {
+				return 0, 0, 0, fmt.Errorf("%s not looked up at VirusTotal after 2 minutes", id)
+			}
 			return 0, 0, 0, fmt.Errorf("%s not in the feed after 2 minutes", id)
 		}
 		select {
