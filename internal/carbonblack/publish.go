@@ -418,7 +418,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-p.changed:
 		}
-		if retry.Sleep(ctx, refreshWait(time.Now(), end, 0, 0, p.debounce)) != nil {
+		if retry.Sleep(ctx, time.Until(end.Add(p.debounce))) != nil {
 			return nil
 		}
 		if took == 0 {

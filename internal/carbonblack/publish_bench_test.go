@@ -28,8 +28,9 @@ func (nopSyncer) MarkDirty(bool) {}
 // verdict, build the reports, render: what a start costs), the refresh
 // after one more detection was stored (what a change costs), the time
 // from a detection stored to the served feed with the publisher running
-// (after a quiet spell, and right after a refresh: the debounce), and the latency of /binaries.html (first
-// page, a deep page) and of the status page's recent verdicts.
+// (after a quiet spell, and right after a refresh: the debounce), and the
+// latency of /binaries.html (first page, a deep page) and of the status
+// page's recent verdicts.
 // 1,000,000 runs only with VTC_BENCH_BIG=1.
 func BenchmarkPublish(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {

@@ -24,6 +24,15 @@ type memResults struct {
 	read int
 }
 
+// testPublisher is a publisher of m's verdicts into a new feed cache,
+// told the time by *clock.
+func testPublisher(m *memResults, sy syncer, log *slog.Logger, clock *time.Time) (*Publisher, *FeedCache) {
+	cache := NewFeedCache()
+	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, sy, log)
+	p.now = func() time.Time { return *clock }
+	return p, cache
+}
+
 func (m *memResults) put(t *testing.T, v Verdict, at time.Time) {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -128,9 +137,8 @@ func TestPublisherReadsOnlyWhatChanged(t *testing.T) {
 		}
 		m.put(t, v, clock.Add(-time.Hour+time.Duration(i)*time.Second))
 	}
-	cache, sy := NewFeedCache(), &syncs{}
-	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, sy, slog.New(slog.DiscardHandler))
-	p.now = func() time.Time { return clock }
+	sy := &syncs{}
+	p, cache := testPublisher(m, sy, slog.New(slog.DiscardHandler), &clock)
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -230,9 +238,7 @@ func TestPublisherLeavesOutForeignKeys(t *testing.T) {
 	foreign("a0000000000000000000000000000002", "a0000000000000000000000000000002") // lower case
 	foreign("B0000000000000000000000000000003", "C0000000000000000000000000000003") // another binary's
 	var logs strings.Builder
-	cache := NewFeedCache()
-	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, &syncs{}, slog.New(slog.NewTextHandler(&logs, nil)))
-	p.now = func() time.Time { return clock }
+	p, cache := testPublisher(m, &syncs{}, slog.New(slog.NewTextHandler(&logs, nil)), &clock)
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -262,9 +268,7 @@ func TestPublisherTakesEachVersionOnce(t *testing.T) {
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	m := &memResults{rs: map[string]store.Result{}}
 	m.put(t, detected("A0000000000000000000000000000001", 5), clock)
-	cache := NewFeedCache()
-	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, &syncs{}, slog.New(slog.DiscardHandler))
-	p.now = func() time.Time { return clock }
+	p, cache := testPublisher(m, &syncs{}, slog.New(slog.DiscardHandler), &clock)
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -309,9 +313,7 @@ func TestPublisherWaiting(t *testing.T) {
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	m := &memResults{rs: map[string]store.Result{}}
 	m.put(t, detected("A0000000000000000000000000000001", 5), clock)
-	cache := NewFeedCache()
-	p := NewPublisher(m, cache, DefaultFeedInfo(), FeedOptions{}, &syncs{}, slog.New(slog.DiscardHandler))
-	p.now = func() time.Time { return clock }
+	p, cache := testPublisher(m, &syncs{}, slog.New(slog.DiscardHandler), &clock)
 	if k, err := p.waiting(ctx); err != nil || k != -1 {
 		t.Fatalf("before the first refresh: waiting %d, %v; want -1 (a whole read)", k, err)
 	}

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vtconnector/vtconnector/internal/httpserver/httpservertest"
+	"github.com/vtconnector/vtconnector/internal/logbuf"
 )
 
 // TestMain checks that no test leaves a goroutine behind (the feed server
@@ -91,37 +92,20 @@ func (l *stubVerdictLister) CountVerdicts(context.Context) (int64, error) {
 	return int64(len(l.vs)), nil
 }
 
-// feedLogBuffer collects a test server's log lines.
-type feedLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *feedLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *feedLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *feedLogBuffer) logger() *slog.Logger {
+// debugLogger logs everything to b.
+func debugLogger(b *logbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // newTestFeedServer serves a rendered golden feed through httptest.
-func newTestFeedServer(t *testing.T, cfg ServerConfig, l VerdictLister) (*httptest.Server, *FeedCache, *feedLogBuffer) {
+func newTestFeedServer(t *testing.T, cfg ServerConfig, l VerdictLister) (*httptest.Server, *FeedCache, *logbuf.Buffer) {
 	t.Helper()
 	c := newFixedFeedCache()
 	if err := c.Render(goldenFeedInfo(t), BuildReports(goldenVerdicts(), FeedOptions{IncludeSHA256: true})); err != nil {
 		t.Fatal(err)
 	}
-	logs := &feedLogBuffer{}
-	srv := httptest.NewServer(NewServer(cfg, c, l, logs.logger()).Handler())
+	logs := &logbuf.Buffer{}
+	srv := httptest.NewServer(NewServer(cfg, c, l, debugLogger(logs)).Handler())
 	t.Cleanup(srv.Close)
 	return srv, c, logs
 }

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/vtconnector/vtconnector/internal/logbuf"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
 
@@ -54,26 +54,8 @@ func (s *sharedServer) fn(kind vt.Kind, id string, _ int) (*vt.Object, error) {
 	return object(kind, id), nil
 }
 
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLogged(api API, lim Limits, opt Options) (*Engine, *logBuffer) {
-	lb := &logBuffer{}
+func newLogged(api API, lim Limits, opt Options) (*Engine, *logbuf.Buffer) {
+	lb := &logbuf.Buffer{}
 	opt.Log = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return New(api, NewMemCache(), NewScheduler(NewMemLedger(), lim, time.Minute, opt.Log), opt), lb
 }

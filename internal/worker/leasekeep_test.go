@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vtconnector/vtconnector/internal/logbuf"
 	"github.com/vtconnector/vtconnector/internal/store"
 )
 
@@ -43,24 +43,6 @@ func (o *oneClaim) Claim(ctx context.Context, owner string, kinds []string, n in
 	return items, err
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestBatchedPoolWarnsOnlyOfLeasesLostWhileWorking: the lease keeper of a
 // batched pool finds the lease of an item whose outcome was just recorded
 // gone (recording ends it); that is not a lost lease and must not be
@@ -70,7 +52,7 @@ func (s *syncBuffer) String() string {
 func TestBatchedPoolWarnsOnlyOfLeasesLostWhileWorking(t *testing.T) {
 	run := func(t *testing.T, q BatchQueue, n int, h Handler) string {
 		t.Helper()
-		var logs syncBuffer
+		var logs logbuf.Buffer
 		ctx, cancel := context.WithCancel(t.Context())
 		var (
 			mu   sync.Mutex

@@ -1,7 +1,6 @@
 package carbonblack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,12 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vtconnector/vtconnector/internal/logbuf"
 )
 
 func TestRequestsWithoutTheTokenAre401(t *testing.T) {
@@ -198,26 +197,8 @@ func TestAFeedLifecycleRunsInASynctestBubble(t *testing.T) {
 	})
 }
 
-// syncBuffer is a concurrency-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestListenAndServeServesSyntheticBinariesAndStopsWithItsContext(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
