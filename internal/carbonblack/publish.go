@@ -509,12 +509,16 @@ type Registrar struct {
 	cfg RegistrarConfig
 	log *slog.Logger
 
-	mu       sync.Mutex
-	dirty    bool
-	full     bool
-	id       int
-	syncs    int
-	disabled bool
+	mu    sync.Mutex
+	dirty bool
+	full  bool
+	// marks counts MarkDirty calls, fullMark is the count at the last
+	// one asking for a full sync: a sync clears only the marks made
+	// before it was requested.
+	marks, fullMark int
+	id              int
+	syncs           int
+	disabled        bool
 }
 
 // NewRegistrar returns a registrar.
@@ -535,8 +539,11 @@ func NewRegistrar(cb feedAPI, cfg RegistrarConfig, log *slog.Logger) *Registrar 
 func (r *Registrar) MarkDirty(full bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.marks++
 	r.dirty = true
-	r.full = r.full || full
+	if full {
+		r.full, r.fullMark = true, r.marks
+	}
 }
 
 // FeedID is the feed's id on the server, 0 until known.
@@ -700,7 +707,7 @@ func (r *Registrar) setID(id int) {
 
 func (r *Registrar) syncNow(ctx context.Context) {
 	r.mu.Lock()
-	dirty, full, id, disabled := r.dirty, r.full, r.id, r.disabled
+	dirty, full, id, disabled, marks := r.dirty, r.full, r.id, r.disabled, r.marks
 	r.mu.Unlock()
 	if disabled {
 		// Only an administrator enables it again: look whether one did.
@@ -712,7 +719,7 @@ func (r *Registrar) syncNow(ctx context.Context) {
 		}
 		r.MarkDirty(r.cfg.FullSyncAtStart) // whatever changed while it was off
 		r.mu.Lock()
-		dirty, full, id = r.dirty, r.full, r.id
+		dirty, full, id, marks = r.dirty, r.full, r.id, r.marks
 		r.mu.Unlock()
 	}
 	if !dirty || id == 0 {
@@ -723,8 +730,10 @@ func (r *Registrar) syncNow(ctx context.Context) {
 	switch {
 	case err == nil:
 		r.mu.Lock()
-		// A MarkDirty during the call stays for the next round.
-		r.dirty, r.full = false, false
+		// A MarkDirty during the call stays for the next round: the
+		// server may have fetched the feed before that change.
+		r.dirty = r.marks != marks
+		r.full = r.full && r.fullMark > marks
 		r.syncs++
 		r.mu.Unlock()
 		r.log.Info("feed sync requested", "id", id, "full", full)

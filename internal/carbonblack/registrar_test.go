@@ -149,3 +149,58 @@ func TestRegistrarCreatesAnAbsentFeed(t *testing.T) {
 		t.Errorf("feeds %+v", fs)
 	}
 }
+
+// midSync calls during while a sync request is in flight, as the
+// publisher does when it updates the feed meanwhile.
+type midSync struct {
+	feedAPI
+	during func()
+}
+
+func (m midSync) SyncFeed(ctx context.Context, id int, full bool) error {
+	m.during()
+	return m.feedAPI.SyncFeed(ctx, id, full)
+}
+
+// TestRegistrarKeepsChangesMadeDuringASync: a change marked while a sync
+// request is in flight may be missing from what the server fetched; it
+// is synced at the next round (it was dropped, and Carbon Black kept an
+// old feed until some later change), full or not as it asked.
+func TestRegistrarKeepsChangesMadeDuringASync(t *testing.T) {
+	doc := feedDoc(t)
+	sim, c := cbSim(t, fakecb.Config{})
+	var reg *Registrar
+	var during []bool // what the next sync calls mark: full or not
+	api := midSync{feedAPI: c, during: func() {
+		if len(during) > 0 {
+			reg.MarkDirty(during[0])
+			during = during[1:]
+		}
+	}}
+	reg = NewRegistrar(api, RegistrarConfig{FeedURL: doc.URL + "/feed.json", Register: true}, slog.New(slog.DiscardHandler))
+	ctx := t.Context()
+	if err := reg.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	round := func(wantSyncs, wantFull int) {
+		t.Helper()
+		reg.syncNow(ctx)
+		if st := sim.Stats(); st.Syncs != wantSyncs || st.FullSyncs != wantFull {
+			t.Fatalf("%d syncs (%d full), want %d (%d full)", st.Syncs, st.FullSyncs, wantSyncs, wantFull)
+		}
+	}
+	reg.MarkDirty(false)
+	during = []bool{false}
+	round(1, 0) // a change during it...
+	round(2, 0) // ...is synced next
+	round(2, 0) // and then nothing is left
+	reg.MarkDirty(true)
+	during = []bool{false}
+	round(3, 1) // full; an incremental change during it...
+	round(4, 1) // ...is synced incrementally
+	reg.MarkDirty(false)
+	during = []bool{true}
+	round(5, 1) // incremental; a withdrawal during it...
+	round(6, 2) // ...is synced fully
+	round(6, 2)
+}
