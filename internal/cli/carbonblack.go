@@ -167,7 +167,7 @@ func buildCarbonBlack(ctx context.Context, e *env, cfg *config.CarbonBlack, log 
 	})
 	if err != nil {
 		var ue usageError
-		if !errors.As(err, &ue) && !strings.HasPrefix(cfg.DatabaseURL.Reveal(), "postgres") {
+		if ctx.Err() == nil && !errors.As(err, &ue) && !strings.HasPrefix(cfg.DatabaseURL.Reveal(), "postgres") {
 			// A SQLite file that cannot be opened (a directory the service
 			// user cannot write, a damaged file) is fixed by a person, not
 			// by a restart: exit 2, one line.
@@ -212,6 +212,9 @@ func runCarbonBlack(ctx context.Context, e *env, path string) error {
 		"quota_per_day", cfg.RequestsPerDay, "quota_per_month", cfg.RequestsPerMonth)
 	d, closeFn, err := buildCarbonBlack(ctx, e, cfg, log)
 	if err != nil {
+		if stopAsked(ctx, log, "carbonblack", err) {
+			return nil
+		}
 		return err
 	}
 	defer closeFn()
@@ -225,6 +228,9 @@ func runCarbonBlack(ctx context.Context, e *env, path string) error {
 		}
 	}
 	if err := carbonblack.Run(ctx, cfg, d); err != nil {
+		if stopAsked(ctx, log, "carbonblack", err) {
+			return nil
+		}
 		log.Error("connector stopped", "error", err)
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/vtconnector/vtconnector/internal/carbonblack"
 	fakecb "github.com/vtconnector/vtconnector/internal/fake/carbonblack"
 	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
+	"github.com/vtconnector/vtconnector/internal/logbuf"
 	"github.com/vtconnector/vtconnector/internal/store"
 	"github.com/vtconnector/vtconnector/internal/vt"
 )
@@ -476,8 +477,9 @@ func childEnv(t *testing.T, env []string, args ...string) *exec.Cmd {
 	t.Helper()
 	b, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), env...), "VTC_CLI_CHILD_ARGS="+string(b), "VTC_CLI_CHILD_FAST=1")
-	var errb bytes.Buffer
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd.Env = append(append(os.Environ(), env...), "VTC_CLI_CHILD_ARGS="+string(b), "VTC_CLI_CHILD_FAST=1", childReadyEnv+"="+ready)
+	var errb logbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &errb, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -498,6 +500,32 @@ func childEnv(t *testing.T, env []string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
+}
+
+// childReadyEnv names the file a child process creates once it handles
+// SIGTERM (until then the signal kills it: Go's default).
+const childReadyEnv = "VTC_CLI_CHILD_READY"
+
+// stopGracefully sends c, started by childEnv, SIGTERM once it handles
+// the signal and fails t unless it exits cleanly.
+func stopGracefully(t *testing.T, c *exec.Cmd) {
+	t.Helper()
+	var ready string
+	for _, kv := range c.Env {
+		if v, ok := strings.CutPrefix(kv, childReadyEnv+"="); ok {
+			ready = v
+		}
+	}
+	waitFor(t, 30*time.Second, "the child to handle SIGTERM", func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
+	})
+	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Errorf("graceful stop after SIGTERM: %v", err)
+	}
 }
 
 func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
@@ -548,12 +576,7 @@ func TestCarbonBlackSurvivesSIGKILL(t *testing.T) {
 		got, _ := w.feed(t)
 		return sameReports(got, want) && w.taggedAsWanted(md5s, want)
 	})
-	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.Wait(); err != nil {
-		t.Fatalf("graceful stop after SIGTERM: %v", err)
-	}
+	stopGracefully(t, second)
 
 	// Nothing lost, nothing twice: one queue item per binary, all finished;
 	// at most the lookups in flight at the kill (2 workers) were repeated.

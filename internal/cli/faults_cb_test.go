@@ -491,14 +491,3 @@ func stopOnce(t *testing.T, stop func() int) func() int {
 	t.Cleanup(func() { f() })
 	return f
 }
-
-// stopGracefully sends c SIGTERM and fails t unless it exits cleanly.
-func stopGracefully(t *testing.T, c *exec.Cmd) {
-	t.Helper()
-	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Wait(); err != nil {
-		t.Errorf("graceful stop after SIGTERM: %v", err)
-	}
-}

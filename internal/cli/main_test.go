@@ -23,6 +23,11 @@ func TestMain(m *testing.M) {
 			os.Exit(99)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		if ready := os.Getenv(childReadyEnv); ready != "" {
+			if err := os.WriteFile(ready, nil, 0o600); err != nil {
+				os.Exit(98)
+			}
+		}
 		e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 		if os.Getenv("VTC_CLI_CHILD_FAST") != "" {
 			e.cbTune, e.octiTune, e.analysisPoll = fastTune, octiFast, fastPoll

@@ -99,6 +99,9 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 		Log:       log,
 	})
 	if err != nil {
+		if stopAsked(ctx, log, "opencti", err) {
+			return nil
+		}
 		return err
 	}
 	defer p.Close()
@@ -144,6 +147,9 @@ func runOpenCTI(ctx context.Context, e *env, yamlPath string) error {
 	}
 	g.Go(func() error { return opencti.Run(gctx, cfg, d) })
 	if err := g.Wait(); err != nil {
+		if stopAsked(ctx, log, "opencti", err) {
+			return nil
+		}
 		log.Error("connector stopped", "error", err)
 		return err
 	}

@@ -110,6 +110,19 @@ func run(ctx context.Context, args []string, e *env) int {
 	return ExitFailure
 }
 
+// stopAsked tells whether err only says that the stop asked for by a
+// signal cut the daemon's work short. A stop while the daemon is still
+// starting (opening its database, reaching its platform, registering)
+// is the stop the operator asked for, not a failure: stopAsked logs it
+// at info, and the daemon exits with status 0.
+func stopAsked(ctx context.Context, log *slog.Logger, front string, err error) bool {
+	if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+		return false
+	}
+	log.Info("vtconnector "+front+" stopped before it was ready", "cut_short", err)
+	return true
+}
+
 // isCobraUsage recognises cobra's own flag and argument errors, which it
 // returns as plain errors.
 func isCobraUsage(err error) bool {
