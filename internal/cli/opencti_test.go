@@ -591,20 +591,27 @@ func TestOpenCTIServesStatusAndMetrics(t *testing.T) {
 	defer stop()
 	id := w.platform.AddEntity(fakeocti.Entity{Type: "IPv4-Addr", Value: "198.51.100.99"})
 	w.enrich(t, id)
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	// The enrichment is counted when its handler returns, just after it
+	// reported the work complete to the platform.
+	var metrics string
+	waitFor(t, 10*time.Second, "the enrichment in /metrics", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+		return strings.Contains(metrics, `vtconnector_enrichments_total{front="opencti",outcome="ok",type="IPv4-Addr"} 1`)
+	})
+	if strings.Contains(metrics, `outcome="error"`) {
+		t.Errorf("/metrics counts an enrichment in error:\n%s", grepLines(metrics, "enrichments_total"))
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), `vtconnector_enrichments_total{front="opencti",outcome="ok",type="IPv4-Addr"} 1`) {
-		t.Errorf("/metrics lacks the enrichment:\n%s", grepLines(string(b), "enrichments_total"))
-	}
-	resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `id="quota"`) || strings.Contains(string(b), "octi-token") {
 		t.Errorf("/status: %d, or a section is missing, or the token shows", resp.StatusCode)
