@@ -3,30 +3,27 @@ package cli
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	fakevt "github.com/vtconnector/vtconnector/internal/fake/vt"
 )
 
 // stopWhenAsked is a platform (OpenCTI or Carbon Black) that takes the
 // daemon's first request and, while it is in flight, asks the daemon to
 // stop, as a SIGTERM from systemd or docker stop during the start would.
-func stopWhenAsked(t *testing.T, cancel context.CancelFunc) string {
-	t.Helper()
-	ts := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+func stopWhenAsked(cancel context.CancelFunc) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		// The server notices that the client went away only once the
 		// request's body is read.
 		_, _ = io.Copy(io.Discard, r.Body)
 		cancel()
 		<-r.Context().Done()
 	}))
-	t.Cleanup(ts.Close)
-	return ts.URL
 }
 
 // runDaemon runs the command line in this process with ctx and the
@@ -48,16 +45,9 @@ func TestDaemonsStopCleanlyWhileStarting(t *testing.T) {
 			"CONNECTOR_LOG_LEVEL": "info", "VIRUSTOTAL_FILE_UPLOAD_UNSEEN_ARTIFACTS": "false", "VIRUSTOTAL_URL_UPLOAD_UNSEEN": "false",
 		}
 	}
-	cb := func(t *testing.T, server string) string {
-		dir := t.TempDir()
-		pth := filepath.Join(dir, "connector.conf")
-		conf := fmt.Sprintf("[bridge]\ncarbonblack_server_url=%s\ncarbonblack_server_token=cb-token\nvirustotal_api_token=vt-key\n"+
-			"virustotal_url=http://127.0.0.1:1/api/v3\nlistener_port=%d\nlistener_address=127.0.0.1\ndatabase_url=%s\nlog_file=%s\n",
-			server, freePort(t), filepath.Join(dir, "cb.db"), filepath.Join(dir, "connector.log"))
-		if err := os.WriteFile(pth, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return pth
+	// The Carbon Black connector's world, its server replaced by srv.
+	cb := func(t *testing.T, srv *httptest.Server) string {
+		return newCbWorldOn(t, func(http.Handler) *httptest.Server { return srv }, fakevt.Config{}, "").confPth
 	}
 	check := func(t *testing.T, code int, stderr string) {
 		t.Helper()
@@ -68,7 +58,9 @@ func TestDaemonsStopCleanlyWhileStarting(t *testing.T) {
 	t.Run("opencti/while-reaching-the-platform", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		code, stderr := runDaemon(ctx, octi(t, stopWhenAsked(t, cancel)), "opencti")
+		srv := stopWhenAsked(cancel)
+		defer srv.Close()
+		code, stderr := runDaemon(ctx, octi(t, srv.URL), "opencti")
 		check(t, code, stderr)
 		if !strings.Contains(stderr, "vtconnector opencti stopped before it was ready") {
 			t.Errorf("the log does not say that the connector stopped before it was ready:\n%s", stderr)
@@ -83,13 +75,13 @@ func TestDaemonsStopCleanlyWhileStarting(t *testing.T) {
 	t.Run("carbonblack/while-reaching-the-server", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		code, stderr := runDaemon(ctx, nil, "carbonblack", "--config", cb(t, stopWhenAsked(t, cancel)))
+		code, stderr := runDaemon(ctx, nil, "carbonblack", "--config", cb(t, stopWhenAsked(cancel)))
 		check(t, code, stderr)
 	})
 	t.Run("carbonblack/while-opening-the-database", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		code, stderr := runDaemon(ctx, nil, "carbonblack", "--config", cb(t, "http://127.0.0.1:1"))
+		code, stderr := runDaemon(ctx, nil, "carbonblack", "--config", cb(t, httptest.NewServer(http.NotFoundHandler())))
 		check(t, code, stderr)
 	})
 	// The same start that fails on its own is still a failure.
